@@ -1,0 +1,23 @@
+"""Datasets: the registry, the in-memory :class:`EmotionDataset`, and one module per format."""
+
+from . import ckplus, fer2013, folder, jaffe, rafdb, synthetic  # noqa: F401  (register formats)
+from .dataset import EmotionDataset, assemble
+from .registry import (
+    DatasetInfo,
+    dataset_info,
+    list_datasets,
+    load_dataset,
+    register_dataset,
+    resolve_root,
+)
+
+__all__ = [
+    "DatasetInfo",
+    "EmotionDataset",
+    "assemble",
+    "dataset_info",
+    "list_datasets",
+    "load_dataset",
+    "register_dataset",
+    "resolve_root",
+]

@@ -1,0 +1,32 @@
+"""JAFFE: ``<subject>.<EMOTION><n>.<serial>.tiff`` in one folder (e.g. ``KA.AN1.39.tiff``)."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from ..errors import DatasetError
+from .dataset import assemble
+from .images import is_image_file, read_image
+from .registry import register_dataset
+
+LAYOUT = "ROOT/<subject>.<EMOTION><n>.<serial>.tiff, emotion codes AN DI FE HA NE SA SU"
+NAME = re.compile(r"^([A-Za-z]+)\.([A-Za-z]{2})(\d+)\.(\d+)$")
+
+
+@register_dataset("jaffe", description="JAFFE: 213 posed faces of 10 Japanese women",
+                  layout=LAYOUT)
+def load_jaffe(root, classes=4, image_size=None):
+    rows = []
+    for path in sorted(p for p in root.rglob("*") if is_image_file(p)):
+        m = NAME.match(path.stem)
+        if not m:
+            continue  # JAFFE copies often carry a README or a contact sheet beside the images
+        subject, code, n, _serial = m.groups()
+        subject = subject.upper()
+        rows.append((path, str(path), code, subject, f"{subject}.{code.upper()}", int(n)))
+    if not rows:
+        raise DatasetError(f"no JAFFE-named images (<subject>.<EMOTION><n>.<serial>.tiff) under {root}")
+    table = pd.DataFrame(rows, columns=["source", "file", "label", "subject", "sequence", "frame"])
+    return assemble("jaffe", table, read_image, classes, image_size, root=str(root))

@@ -1,0 +1,107 @@
+"""The dataset registry: ``register_dataset``, ``list_datasets`` and ``load_dataset``.
+
+Each format lives in its own module and registers itself with a description, the layout it expects
+(quoted verbatim in error messages), and the split rule the protocol applies to it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import BenchError, DatasetError
+from .dataset import EmotionDataset
+
+#: Subject fractions (train, validation, test) for datasets with subject ids and no rule of their own.
+DEFAULT_SPLIT = (0.4, 0.2, 0.4)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the registry knows about a dataset format."""
+
+    name: str
+    loader: Callable[..., EmotionDataset]
+    description: str
+    layout: str
+    #: (train, validation, test) fractions of subjects, or "official" for a fixed file list
+    split: tuple[float, float, float] | str = DEFAULT_SPLIT
+    #: False for generated datasets that need no files
+    needs_root: bool = True
+
+
+_DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(name: str, *, description: str, layout: str, split=DEFAULT_SPLIT,
+                     needs_root: bool = True):
+    """Decorator registering ``loader(root, classes, image_size, **options)`` under ``name``."""
+
+    def wrap(loader):
+        _DATASETS[name] = DatasetInfo(name, loader, description, layout, split, needs_root)
+        return loader
+
+    return wrap
+
+
+def list_datasets() -> list[str]:
+    return sorted(_DATASETS)
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    try:
+        return _DATASETS[name]
+    except KeyError:
+        raise BenchError(
+            f"unknown dataset {name!r}; valid datasets: {', '.join(list_datasets())}"
+        ) from None
+
+
+def resolve_root(name: str, root=None) -> Path | None:
+    """The data folder: ``root`` if given, else ``$BENCH_DATA/<name>``, else a clear error."""
+    info = dataset_info(name)
+    if not info.needs_root:
+        return Path(root) if root else None
+    hint = f"Expected layout: {info.layout}"
+    if root is None:
+        base = os.environ.get("BENCH_DATA")
+        if not base:
+            raise DatasetError(
+                f"dataset {name!r} needs its data: pass --data-root DIR (or root=...) or set "
+                f"$BENCH_DATA so that $BENCH_DATA/{name} holds it. {hint}"
+            )
+        root = Path(base) / name
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"data root {root} for dataset {name!r} does not exist. {hint}")
+    if root.is_dir() and not any(root.iterdir()):
+        raise DatasetError(f"data root {root} for dataset {name!r} is empty. {hint}")
+    return root
+
+
+def load_dataset(name: str, root=None, classes: int = 4, image_size: int | None = None,
+                 **options) -> EmotionDataset:
+    """Load a registered dataset.
+
+    Parameters
+    ----------
+    name : a name from :func:`list_datasets`.
+    root : the data folder (or file); default ``$BENCH_DATA/<name>``.
+    classes : 4 or 7 (see :mod:`bench.classes`); other classes are dropped and counted.
+    image_size : resize every image to this square size; ``None`` keeps the native size.
+    options : format-specific options (e.g. ``n_subjects`` for ``synthetic``).
+    """
+    info = dataset_info(name)
+    path = resolve_root(name, root)
+    try:
+        return info.loader(path, classes=classes, image_size=image_size, **options)
+    except TypeError as err:
+        if "unexpected keyword" in str(err):
+            raise BenchError(f"dataset {name!r}: {err}") from None
+        raise
+    except DatasetError as err:
+        if info.needs_root and "Expected layout" not in str(err):
+            raise DatasetError(f"{err}. Expected layout: {info.layout}") from None
+        raise

@@ -1,0 +1,14 @@
+"""User-facing errors.
+
+A :class:`BenchError` is a mistake the user can fix (a wrong option, a missing folder, a malformed
+file). The CLI prints its message on one line and exits with status 2, without a traceback; library
+callers can catch it like any other exception.
+"""
+
+
+class BenchError(Exception):
+    """An error caused by the user's input, with a message that says how to fix it."""
+
+
+class DatasetError(BenchError, FileNotFoundError):
+    """A dataset cannot be found or read in the expected layout."""
