@@ -1,0 +1,39 @@
+"""Device selection: ``auto`` picks CUDA when present, else the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import BenchError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """Turn ``auto``/``cpu``/``cuda``/``cuda:N``/``mps`` into a usable :class:`torch.device`."""
+    if isinstance(device, torch.device):
+        return device
+    name = (device or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise BenchError(f"unknown device {device!r}; use one of {', '.join(DEVICES)} "
+                         "(or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError(f"device {device!r} was asked for, but CUDA is not available here; "
+                         "use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise BenchError(f"device {device!r} does not exist; this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise BenchError("device 'mps' was asked for, but MPS is not available here")
+    return dev
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable name: the GPU model on CUDA, else the device type."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type

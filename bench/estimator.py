@@ -1,0 +1,243 @@
+"""The estimator protocol every method implements.
+
+:class:`EmotionClassifier` is a scikit-learn classifier over uint8 image arrays. A method subclasses
+it, implements :meth:`~EmotionClassifier.build_network` and, when it needs to, overrides the loss
+(:meth:`~EmotionClassifier._loss`), the training targets (:meth:`~EmotionClassifier._targets`) or
+:meth:`~EmotionClassifier.calibrate`. Everything else (validation, best-epoch selection, devices,
+progress, persistence) is shared.
+
+Methods *declare* what the protocol must give them, as class attributes, and the protocol reads the
+declarations instead of knowing methods by name:
+
+``calibration``
+    ``None`` (no calibration), ``"neutral"`` (each test subject's neutral calibration images, e.g.
+    for a neutral-face subtraction), ``"unlabeled"`` (each test subject's calibration images without
+    labels, e.g. for clustering) or ``"labeled"`` (with labels, for few-shot personalisation).
+``frame_order``
+    ``True`` when the method uses temporal order at prediction time; the protocol then passes the
+    test images in (subject, sequence, frame) order together with ``sequences=``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from .device import resolve_device
+from .engine import TrainConfig, cross_entropy_loss, predict_logits, train
+from .transforms import check_images
+
+CALIBRATION_KINDS = (None, "neutral", "unlabeled", "labeled")
+_FORMAT = "bench-estimator/1"
+
+
+class EmotionClassifier(ClassifierMixin, BaseEstimator):
+    """Base class: a CNN emotion classifier with the scikit-learn estimator interface.
+
+    The defaults are the paper's full recipe (224 px, SGD momentum 0.8, lr 1e-4, batch 128, 600
+    epochs); the ``smoke``/``quick``/``paper`` presets of :mod:`bench.presets` set smaller budgets.
+
+    Parameters
+    ----------
+    epochs, batch_size, lr : training budget and learning rate.
+    optimizer : ``"sgd"``, ``"adam"`` or ``"adamw"``; ``momentum`` applies to SGD.
+    weight_decay : L2 penalty (decoupled for AdamW).
+    scheduler : ``"constant"``, ``"cosine"`` (to zero over ``epochs``) or ``"exponential"``
+        (multiplied by ``gamma`` after every epoch).
+    image_size : the square input size; images of another size are resized on the fly.
+    augment : random crop and horizontal flip during training.
+    pretrained : start from torchvision's ImageNet weights (must be cached or downloadable).
+    device : ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state : seed for initialisation, shuffling, augmentation and the internal validation
+        split; ``None`` means 0, so that runs are reproducible by default.
+    validation_fraction : share of the training subjects (of the images, without ``groups``) held
+        out to choose the best epoch when ``fit`` gets no ``validation_data``; 0 trains all epochs
+        and keeps the last.
+    selection_metric : validation ``"accuracy"``, ``"macro_f1"`` or ``"loss"`` for the best epoch.
+    classes : the label set and output order; default the sorted unique labels of ``y``. Give it
+        when a class may be missing from a training set but must stay an output.
+    verbose : 0 silent, 1 progress bars.
+    """
+
+    calibration: ClassVar[str | None] = None
+    frame_order: ClassVar[bool] = False
+
+    def __init__(self, *, epochs=600, batch_size=128, lr=1e-4, optimizer="sgd", momentum=0.8,
+                 weight_decay=0.0, scheduler="constant", gamma=0.9, image_size=224, augment=True,
+                 pretrained=False, device="auto", random_state=None, validation_fraction=0.2,
+                 selection_metric="accuracy", classes=None, verbose=0):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.scheduler = scheduler
+        self.gamma = gamma
+        self.image_size = image_size
+        self.augment = augment
+        self.pretrained = pretrained
+        self.device = device
+        self.random_state = random_state
+        self.validation_fraction = validation_fraction
+        self.selection_metric = selection_metric
+        self.classes = classes
+        self.verbose = verbose
+
+    # ----------------------------------------------------------------- what a method implements
+    def build_network(self, n_classes: int) -> nn.Module:
+        """A freshly initialised network with ``n_classes`` outputs (the one that runs at
+        inference; a teacher used only in training is not part of it)."""
+        raise NotImplementedError
+
+    def _targets(self, X: np.ndarray, y: np.ndarray, device: torch.device) -> torch.Tensor:
+        """Training targets: class indices ``(N,)`` here; label distributions ``(N, C)`` for
+        methods that learn from a teacher."""
+        return torch.as_tensor(y, dtype=torch.long)
+
+    def _loss(self, network: nn.Module, inputs: torch.Tensor, targets: torch.Tensor):
+        """``(loss, logits)`` for one augmented, normalised batch."""
+        return cross_entropy_loss(network, inputs, targets)
+
+    def calibrate(self, X, groups, y=None):
+        """Adapt to test subjects from their calibration images (a no-op unless the method
+        declares ``calibration``). Returns ``self``."""
+        check_is_fitted(self)
+        return self
+
+    # ----------------------------------------------------------------------- shared behaviour
+    def fit(self, X, y, groups=None, *, validation_data=None):
+        """Train on images ``X`` with labels ``y`` (names or ints) and optional subject ids.
+
+        ``validation_data=(X_val, y_val)`` chooses the best epoch on that split; otherwise a
+        subject-disjoint ``validation_fraction`` of the training data is held out.
+        """
+        X = check_images(X)
+        y = np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} images but y has {len(y)} labels")
+        if groups is not None and len(groups) != len(X):
+            raise ValueError(f"X has {len(X)} images but groups has {len(groups)} entries")
+        self.classes_ = np.asarray(self.classes) if self.classes is not None else np.unique(y)
+        y_idx = self._encode(y)
+        seed = 0 if self.random_state is None else int(self.random_state)
+        if validation_data is not None:
+            X_val = check_images(validation_data[0])
+            y_val = self._encode(np.asarray(validation_data[1]))
+        else:
+            train_idx, val_idx = self._internal_split(y_idx, groups, seed)
+            X, y_idx, X_val, y_val = X[train_idx], y_idx[train_idx], X[val_idx], y_idx[val_idx]
+            if groups is not None:
+                groups = np.asarray(groups)[train_idx]
+        self.device_ = str(resolve_device(self.device))
+        device = torch.device(self.device_)
+        torch.manual_seed(seed)
+        self.network_ = self.build_network(len(self.classes_))
+        targets = self._targets(X, y_idx, device)
+        cfg = TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
+            momentum=self.momentum, weight_decay=self.weight_decay, scheduler=self.scheduler,
+            gamma=self.gamma, image_size=self.image_size, augment=self.augment,
+            selection_metric=self.selection_metric, seed=seed, verbose=self.verbose,
+            desc=type(self).__name__)
+        result = train(self.network_, X, targets, cfg, device, self._loss,
+                       X_val if len(X_val) else None, y_val)
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        self.n_epochs_ = len(result.history)
+        return self
+
+    def _encode(self, y: np.ndarray) -> np.ndarray:
+        lookup = {c.item() if hasattr(c, "item") else c: i for i, c in enumerate(self.classes_)}
+        try:
+            return np.array([lookup[v.item() if hasattr(v, "item") else v] for v in y],
+                            dtype=np.int64)
+        except KeyError as err:
+            raise ValueError(f"label {err.args[0]!r} is not one of classes "
+                             f"{list(self.classes_)}") from None
+
+    def _internal_split(self, y, groups, seed):
+        everything = np.arange(len(y))
+        if not self.validation_fraction:
+            return everything, everything[:0]
+        if groups is not None and len(np.unique(groups)) >= 2:
+            splitter = GroupShuffleSplit(n_splits=1, test_size=self.validation_fraction,
+                                         random_state=seed)
+            return next(splitter.split(everything, y, groups))
+        counts = np.bincount(y)
+        if groups is None and counts[counts > 0].min() >= 2:
+            splitter = StratifiedShuffleSplit(n_splits=1, test_size=self.validation_fraction,
+                                              random_state=seed)
+            try:
+                return next(splitter.split(everything, y))
+            except ValueError:
+                pass
+        return everything, everything[:0]
+
+    def _device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def inference_network(self) -> nn.Module:
+        """The trained network that runs at prediction time (what cost profiling measures)."""
+        check_is_fitted(self)
+        return self.network_
+
+    def decision_function(self, X, groups=None) -> np.ndarray:
+        """Raw class scores (logits), ``(N, n_classes)``."""
+        check_is_fitted(self)
+        X = check_images(X)
+        device = self._device()
+        network = self.inference_network().to(device)
+        return predict_logits(network, X, image_size=self.image_size, device=device,
+                              batch_size=self.batch_size).numpy()
+
+    def predict_proba(self, X, groups=None) -> np.ndarray:
+        """Class probabilities, ``(N, n_classes)`` in the order of ``classes_``."""
+        logits = torch.from_numpy(self.decision_function(X, groups))
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict(self, X, groups=None) -> np.ndarray:
+        """The most probable class of every image, as labels from ``classes_``."""
+        proba = self.predict_proba(X, groups)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X, y, sample_weight=None, groups=None) -> float:
+        """Accuracy on ``(X, y)``; ``groups`` is passed to ``predict`` for personalised methods."""
+        return float(accuracy_score(y, self.predict(X, groups), sample_weight=sample_weight))
+
+    # ------------------------------------------------------------------------------ persistence
+    def save(self, path) -> Path:
+        """Write the estimator (parameters, fitted state and weights) to ``path`` atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save({"format": _FORMAT, "estimator": self}, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path) -> EmotionClassifier:
+        """Read an estimator written by :meth:`save` (weights land on the CPU; ``device`` decides
+        where it runs next). The file is a pickle: load only files you trust."""
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a saved bench estimator")
+        est = blob["estimator"]
+        if not isinstance(est, cls):
+            raise TypeError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}")
+        return est

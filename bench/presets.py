@@ -1,0 +1,59 @@
+"""Training budgets: ``smoke`` (seconds, for tests), ``quick`` (minutes on a laptop CPU) and
+``paper`` (the source paper's recipe).
+
+A preset sets estimator hyperparameters, default seeds and how long latency is timed; a registered method may
+override any of them per preset (``register(..., presets={"quick": {...}})``), and command-line
+flags (``--epochs``, ``--image-size``, ``--seeds``) override both. Every record stores the
+parameters actually used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import BenchError
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    params: dict
+    seeds: tuple[int, ...] = (0,)
+    #: minimum seconds of timed latency measurement per run (more = steadier numbers)
+    latency_time: float = 1.0
+
+
+PRESETS = {
+    "smoke": Preset(
+        "smoke", "seconds: 2 epochs at 32 px, for tests and wiring checks",
+        dict(epochs=2, batch_size=32, image_size=32, optimizer="adamw", lr=2e-3,
+             weight_decay=1e-4, scheduler="constant", pretrained=False),
+        latency_time=0.05,
+    ),
+    "quick": Preset(
+        "quick", "minutes on a 2-core CPU: 15 epochs at 64 px, AdamW with a cosine schedule",
+        dict(epochs=15, batch_size=64, image_size=64, optimizer="adamw", lr=3e-3,
+             weight_decay=5e-2, scheduler="cosine", pretrained=False),
+        latency_time=0.5,
+    ),
+    "paper": Preset(
+        "paper", "the paper's recipe: 600 epochs at 224 px, SGD momentum 0.8, lr 1e-4, batch "
+        "128, ImageNet initialisation, 3 seeds",
+        dict(epochs=600, batch_size=128, image_size=224, optimizer="sgd", momentum=0.8, lr=1e-4,
+             weight_decay=0.0, scheduler="constant", pretrained=True),
+        seeds=(0, 1, 2), latency_time=2.0,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise BenchError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}") from None
+
+
+def preset_params(preset: str, method_presets: dict) -> dict:
+    """The hyperparameters a method trains with under ``preset``."""
+    return {**get_preset(preset).params, **method_presets.get(preset, {})}

@@ -1,0 +1,58 @@
+"""Turning uint8 image arrays into normalised network input, with batched tensor augmentation.
+
+All work happens on tensors, a whole batch at a time, on the training device: images are stored
+once as uint8 and never decoded again during training. Grey images are repeated to three channels
+so that ImageNet-pretrained stems work unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def check_images(X) -> np.ndarray:
+    """Validate an image batch: uint8, ``(N, H, W)`` or ``(N, H, W, C)`` with C in {1, 3, 4}."""
+    X = np.asarray(X)
+    if X.dtype != np.uint8:
+        raise ValueError(f"X must be uint8 images (N, H, W) or (N, H, W, C); got dtype {X.dtype}")
+    if X.ndim not in (3, 4) or (X.ndim == 4 and X.shape[-1] not in (1, 3, 4)):
+        raise ValueError(f"X must have shape (N, H, W) or (N, H, W, C) with C in 1/3/4; got {X.shape}")
+    if len(X) == 0:
+        raise ValueError("X holds no images")
+    return X
+
+
+def to_input(images: np.ndarray, device: torch.device, image_size: int) -> torch.Tensor:
+    """uint8 ``(B, H, W[, C])`` -> float ``(B, 3, S, S)`` in [0, 1] on ``device``."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device, non_blocking=True)
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    x = x[:, :3].float().div_(255.0)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[-2:] != (image_size, image_size):
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False,
+                          antialias=True)
+    return x
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, pad_fraction: float = 0.125) -> torch.Tensor:
+    """Random crop (from a reflect-padded image, a different offset per image) and random
+    horizontal flip: the paper's "random crop and horizontal flip", done for the whole batch."""
+    n, _, h, w = x.shape
+    pad = max(1, int(round(h * pad_fraction)))
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).tolist()
+    x = torch.stack([padded[i, :, oy:oy + h, ox:ox + w] for i, (oy, ox) in enumerate(offsets)])
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device).view(n, 1, 1, 1)
+    return torch.where(flip, x.flip(-1), x)

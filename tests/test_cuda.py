@@ -1,0 +1,28 @@
+"""CUDA code paths (skipped without a CUDA device)."""
+
+import pytest
+import torch
+import torchvision
+
+from bench import get_estimator, profile
+
+from .conftest import TINY
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+
+def test_latency_with_cuda_events():
+    net = torchvision.models.shufflenet_v2_x1_0(num_classes=4)
+    cost = profile(net, 224, "cuda", min_time=0.2, throughput_batch=32)
+    assert cost.latency_ms > 0 and cost.throughput > 0
+    assert cost.latency_device == torch.cuda.get_device_name(0)
+
+
+def test_fit_and_predict_on_cuda(tiny_synthetic):
+    d = tiny_synthetic
+    est = get_estimator("shufflenet-v2", **{**TINY, "device": "cuda"})
+    est.fit(d.images, d.label_names, d.subjects)
+    assert est.device_.startswith("cuda")
+    assert next(est.network_.parameters()).is_cuda
+    assert est.predict(d.images[:4]).shape == (4,)

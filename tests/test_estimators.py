@@ -1,0 +1,170 @@
+"""The estimator contract, checked for every registered method (timm-style parametrisation)."""
+
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+import bench
+from bench import EmotionClassifier, get_estimator, list_methods
+from bench.errors import BenchError
+
+from .conftest import TINY
+
+METHODS = list_methods()
+
+
+def _fit(name, data, **params):
+    est = get_estimator(name, **{**TINY, **params})
+    return est.fit(data.images, data.label_names, data.subjects)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_init_only_stores_parameters_and_clone_works(name):
+    est = get_estimator(name, epochs=3, lr=0.01)
+    assert set(vars(est)) == set(est.get_params())
+    twin = clone(est)
+    assert twin.get_params() == est.get_params() and twin is not est
+    assert est.set_params(epochs=5) is est and est.epochs == 5
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_fit_predict_contract(name, tiny_synthetic):
+    d = tiny_synthetic
+    est = get_estimator(name, **TINY)
+    assert est.fit(d.images, d.label_names, d.subjects) is est
+    assert list(est.classes_) == sorted(d.class_names)
+    assert len(est.history_) == est.n_epochs_ == 1 and 1 <= est.best_epoch_ <= 1
+    proba = est.predict_proba(d.images[:7], d.subjects[:7])
+    assert proba.shape == (7, 4)
+    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
+    assert set(est.predict(d.images)) <= set(est.classes_)
+    assert 0 <= est.score(d.images, d.label_names, groups=d.subjects) <= 1
+    assert est.calibrate(d.images[:4], d.subjects[:4]) is est
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_same_seed_gives_the_same_model(name, tiny_synthetic):
+    a = _fit(name, tiny_synthetic, random_state=3).predict_proba(tiny_synthetic.images[:10])
+    b = _fit(name, tiny_synthetic, random_state=3).predict_proba(tiny_synthetic.images[:10])
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_save_and_load_give_the_same_predictions(name, tiny_synthetic, tmp_path):
+    est = _fit(name, tiny_synthetic)
+    path = est.save(tmp_path / "model.pt")
+    again = EmotionClassifier.load(path)
+    assert type(again) is type(est) and again.get_params() == est.get_params()
+    np.testing.assert_array_equal(again.predict_proba(tiny_synthetic.images[:8]),
+                                  est.predict_proba(tiny_synthetic.images[:8]))
+
+
+def test_loading_something_else_is_refused(tmp_path):
+    torch.save({"weights": 1}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="not a saved bench estimator"):
+        EmotionClassifier.load(tmp_path / "x.pt")
+
+
+def test_unfitted_estimator_refuses_to_predict(tiny_synthetic):
+    with pytest.raises(NotFittedError):
+        get_estimator("shufflenet-v2").predict(tiny_synthetic.images[:2])
+
+
+def test_integer_labels_grey_rgb_and_any_size_work(tiny_synthetic):
+    d = tiny_synthetic
+    rgb = np.repeat(d.images[..., None], 3, axis=3)
+    est = get_estimator("shufflenet-v2", **TINY).fit(rgb, d.labels)
+    assert list(est.classes_) == [0, 1, 2, 3]
+    big = np.zeros((3, 50, 70), np.uint8)  # resized on the fly to image_size
+    assert est.predict(big).dtype == d.labels.dtype
+
+
+def test_classes_parameter_keeps_an_absent_class_as_an_output(tiny_synthetic):
+    d = tiny_synthetic
+    keep = d.label_names != "surprise"
+    est = get_estimator("shufflenet-v2", **TINY, classes=list(d.class_names))
+    est.fit(d.images[keep], d.label_names[keep])
+    assert list(est.classes_) == list(d.class_names)
+    assert est.predict_proba(d.images[:2]).shape == (2, 4)
+    with pytest.raises(ValueError, match="'contempt' is not one of classes"):
+        est.fit(d.images[:2], ["anger", "contempt"])
+
+
+@pytest.mark.parametrize("X, message", [
+    (np.zeros((4, 8, 8), np.float32), "uint8"),
+    (np.zeros((4, 8), np.uint8), "shape"),
+    (np.zeros((4, 8, 8, 5), np.uint8), "shape"),
+])
+def test_bad_images_are_refused(X, message):
+    with pytest.raises(ValueError, match=message):
+        get_estimator("shufflenet-v2", **TINY).fit(X, [0, 1, 0, 1])
+
+
+def test_label_count_must_match(tiny_synthetic):
+    with pytest.raises(ValueError, match="labels"):
+        get_estimator("shufflenet-v2", **TINY).fit(tiny_synthetic.images[:5], [0, 1])
+
+
+def test_best_epoch_is_chosen_on_validation(tiny_synthetic):
+    d = tiny_synthetic
+    est = get_estimator("shufflenet-v2", **{**TINY, "epochs": 4, "lr": 5e-3})
+    est.fit(d.images, d.label_names, d.subjects)  # holds out 20 % of the subjects
+    scores = [(h["val_accuracy"], -h["val_loss"]) for h in est.history_]
+    assert est.best_epoch_ == 1 + max(range(4), key=lambda i: scores[i])
+    assert all("val_macro_f1" in h and "train_loss" in h for h in est.history_)
+
+
+def test_no_validation_keeps_the_last_epoch(tiny_synthetic):
+    d = tiny_synthetic
+    est = get_estimator("shufflenet-v2", **{**TINY, "epochs": 2}, validation_fraction=0)
+    est.fit(d.images, d.label_names)
+    assert est.best_epoch_ == 2 and "val_accuracy" not in est.history_[0]
+
+
+def test_registry_refuses_unknown_names_and_parameters():
+    with pytest.raises(BenchError, match="valid methods: shufflenet-v2"):
+        get_estimator("resnet-9000")
+    with pytest.raises(BenchError, match="no parameter.*epoch_count"):
+        get_estimator("shufflenet-v2", epoch_count=3)
+
+
+def test_metadata_is_complete():
+    for name in METHODS:
+        info = bench.method_info(name)
+        assert info.display_name and info.description
+        assert info.calibration in (None, "neutral", "unlabeled", "labeled")
+
+
+# --------------------------------------------------------------------- ImageNet initialisation
+def test_pretrained_without_weights_is_a_one_line_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    est = get_estimator("shufflenet-v2", pretrained=True)
+    with pytest.raises(BenchError) as err:
+        est.build_network(4)
+    message = str(err.value)
+    assert "\n" not in message and "without --pretrained" in message
+    assert str(tmp_path) in message and "https://" in message
+
+
+def test_pretrained_uses_cached_weights(monkeypatch, tmp_path):
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    weights = torchvision.models.ShuffleNet_V2_X1_0_Weights.DEFAULT
+    cached = tmp_path / "hub" / "checkpoints" / weights.url.rsplit("/", 1)[1]
+    cached.parent.mkdir(parents=True)
+    torch.manual_seed(1)
+    reference = torchvision.models.shufflenet_v2_x1_0()
+    torch.save(reference.state_dict(), cached)
+    net = get_estimator("shufflenet-v2", pretrained=True).build_network(4)
+    assert net.fc.out_features == 4
+    torch.testing.assert_close(net.conv1[0].weight, reference.conv1[0].weight)
