@@ -1,0 +1,244 @@
+"""The ``bench`` command line: ``run``, ``profile``, ``list`` and ``leaderboard``.
+
+User mistakes (unknown names, missing data, malformed options) end with a one-line message and
+exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import __version__
+from .classes import CLASS_SETS
+from .data import dataset_info, list_datasets, resolve_root
+from .device import resolve_device
+from .errors import BenchError
+from .leaderboard import write_all, write_leaderboard
+from .presets import PRESETS, get_preset
+from .profiling import profile
+from .protocol import RunSpec, estimator_params, expected_settings, run_one, settings_of
+from .records import atomic_write, run_path, write_record
+from .registry import get_estimator, list_methods, method_info
+
+DEFAULT_OUT = "leaderboards"
+
+
+def _names(text: str | None, valid: list[str], what: str) -> list[str]:
+    if not text:
+        return list(valid)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in valid]
+    if unknown or not names:
+        raise BenchError(f"unknown {what} {', '.join(unknown) or repr(text)}; valid {what}s: "
+                         f"{', '.join(valid)}")
+    return list(dict.fromkeys(names))
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-4"`` (inclusive) or a mix, as a list of distinct ints."""
+    seeds = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                if int(hi) < int(lo):
+                    raise ValueError
+                seeds.extend(range(int(lo), int(hi) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise BenchError(f"malformed --seeds {text!r}; use comma-separated integers or ranges, "
+                         "e.g. 0,1,2 or 0-4") from None
+    if any(s < 0 for s in seeds):
+        raise BenchError(f"--seeds must be non-negative, got {text!r}")
+    return list(dict.fromkeys(seeds))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench", description="Benchmark eye-region emotion recognition methods: accuracy "
+        "on subject-disjoint splits, and cost, side by side.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train and score methods on a dataset, write the leaderboard")
+    run.add_argument("--dataset", default="synthetic", choices=list_datasets(),
+                     help="dataset (default: synthetic, generated on the fly)")
+    run.add_argument("--classes", type=int, default=4, choices=sorted(CLASS_SETS),
+                     help="4 (anger, happiness, surprise, neutral) or 7 basic emotions")
+    run.add_argument("--methods", help="comma-separated method names (default: all registered)")
+    run.add_argument("--data-root", help="dataset folder (default: $BENCH_DATA/<dataset>)")
+    run.add_argument("--preset", default="paper", choices=list(PRESETS),
+                     help="training budget: smoke (seconds), quick (minutes), paper (the paper's "
+                     "recipe; default)")
+    run.add_argument("--epochs", type=_positive, help="override the preset's epochs")
+    run.add_argument("--image-size", type=_positive, help="override the preset's input size")
+    run.add_argument("--seeds", help="subject splits to run, e.g. 0,1,2 or 0-4 (default: preset's)")
+    run.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    run.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
+    run.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
+                     help="start from ImageNet weights (default: the preset's; paper: yes)")
+    run.add_argument("--force", action="store_true",
+                     help="rerun runs whose records already exist with the same settings")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    prof = sub.add_parser("profile", help="params, MFLOPs and latency of methods (no training)")
+    prof.add_argument("--methods", help="comma-separated method names (default: all)")
+    prof.add_argument("--classes", type=int, default=4, choices=sorted(CLASS_SETS))
+    prof.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    prof.add_argument("--image-size", type=_positive,
+                      help="input size (default: each method's native size, 224 for most)")
+    prof.add_argument("--batch-size", type=_positive, default=32,
+                      help="batch for the throughput measurement (default 32)")
+    prof.add_argument("--min-time", type=float, default=1.0,
+                      help="seconds of timed runs per measurement (default 1)")
+    prof.add_argument("--out", default=DEFAULT_OUT,
+                      help=f"writes <out>/profile.csv (default: {DEFAULT_OUT}/)")
+
+    sub.add_parser("list", help="registered methods, datasets and presets")
+
+    board = sub.add_parser("leaderboard", help="re-render leaderboards from saved run records")
+    board.add_argument("--out", default=DEFAULT_OUT, help=f"folder with runs/ (default: {DEFAULT_OUT}/)")
+    return parser
+
+
+def _existing(spec_path: Path, settings: dict) -> bool:
+    """True when a record with the same settings is already on disk (the run can be skipped)."""
+    if not spec_path.exists():
+        return False
+    try:
+        return settings_of(json.loads(spec_path.read_text(encoding="utf-8"))) == settings
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def cmd_run(args) -> int:
+    methods = _names(args.methods, list_methods(), "method")
+    resolve_root(args.dataset, args.data_root)  # a missing dataset fails before any work
+    resolve_device(args.device)
+    preset = get_preset(args.preset)
+    seeds = parse_seeds(args.seeds) if args.seeds else list(preset.seeds)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("image_size", args.image_size),
+                                   ("pretrained", args.pretrained)) if v is not None}
+    root = str(Path(args.data_root).resolve()) if args.data_root else None
+    out = Path(args.out)
+    print(f"preset {preset.name}: {preset.description}"
+          + (f"; overrides {overrides}" if overrides else ""), flush=True)
+    if preset.name == "paper" and not torch.cuda.is_available() and args.device in ("auto", "cpu"):
+        print("note: the paper preset on a CPU takes hours per method; --preset quick runs in "
+              "minutes", flush=True)
+    total_start = time.perf_counter()
+    for method in methods:
+        for seed in seeds:
+            spec = RunSpec(method, args.dataset, args.classes, seed, root, args.preset,
+                           dict(overrides), args.device)
+            get_estimator(method, **estimator_params(spec))  # reject bad overrides early
+            probe = {"dataset": args.dataset, "classes": args.classes, "method": method,
+                     "seed": seed}
+            path = run_path(out, probe)
+            expected = expected_settings(spec)
+            if not args.force and _existing(path, expected):
+                print(f"{method} seed {seed}: done before ({path}), skipped; --force reruns",
+                      flush=True)
+                continue
+            start = time.perf_counter()
+            record = run_one(spec, verbose=0 if args.quiet else 1)
+            write_record(out, record)
+            print(f"{method} seed {seed}: accuracy {record['accuracy']:.3f}, macro F1 "
+                  f"{record['macro_f1']:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    _, markdown = write_leaderboard(out, args.dataset, args.classes)
+    print()
+    print(markdown)
+    print(f"wrote {out / f'{args.dataset}-{args.classes}.md'} and .csv; total time "
+          f"{time.perf_counter() - total_start:.0f} s")
+    return 0
+
+
+def cmd_profile(args) -> int:
+    methods = _names(args.methods, list_methods(), "method")
+    device = resolve_device(args.device)
+    rows, notes = [], []
+    for method in methods:
+        info = method_info(method)
+        size = args.image_size or info.profile_size
+        network = get_estimator(method).build_network(args.classes)
+        cost = profile(network, size, device, min_time=args.min_time,
+                       throughput_batch=args.batch_size)
+        rows.append({"method": method, "params_m": cost.params_m, "mflops": cost.mflops,
+                     "latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
+                     "latency_device": cost.latency_device, "throughput": cost.throughput})
+        ops = ", ".join(f"{k} x{v}" for k, v in sorted(cost.unsupported_ops.items()))
+        notes.append(f"- {method}: input 3x{size}x{size}" + (f"; not counted: {ops}" if ops else ""))
+    table = pd.DataFrame(rows)
+    out = Path(args.out)
+    atomic_write(out / "profile.csv", table.to_csv(index=False, float_format="%.6g"))
+    print(f"Cost at {args.classes} classes, batch 1, eval mode; fvcore counts 1 multiply-add as "
+          f"1 FLOP; latency median (IQR) in ms; throughput in images/s at batch {args.batch_size}"
+          f"; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(table.to_markdown(index=False, floatfmt=".2f"))
+    print("\n".join(notes))
+    print(f"wrote {out / 'profile.csv'}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    print("methods:")
+    for name in list_methods():
+        info = method_info(name)
+        calib = f" [calibration: {info.calibration}]" if info.calibration else ""
+        print(f"  {name:18s} {info.description}{calib}")
+    print("datasets:")
+    for name in list_datasets():
+        print(f"  {name:18s} {dataset_info(name).description}")
+    print("presets:")
+    for name, preset in PRESETS.items():
+        print(f"  {name:18s} {preset.description}")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    out = Path(args.out)
+    boards = write_all(out)
+    if not boards:
+        raise BenchError(f"no run records under {out / 'runs'}; run `bench run --out {out}` first")
+    for _, _, markdown in boards:
+        print(markdown)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "profile": cmd_profile, "list": cmd_list, "leaderboard": cmd_leaderboard}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BenchError as err:
+        print(f"bench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; finished runs are saved and are skipped when you rerun",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Leaderboards rendered from saved run records (never edited by hand).
+
+For every (dataset, classes) with records under ``<out>/runs/`` this writes
+``<out>/<dataset>-<classes>.csv`` (machine-readable, fixed columns), ``<out>/<dataset>-<classes>.md``
+(the same table for people, with the settings and cost conventions stated) and one confusion-matrix
+PNG per method under ``<out>/confusion/``. One row per method: mean and standard deviation over the
+seeds, i.e. over different subject-disjoint splits.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
+
+from .records import atomic_write, load_records  # noqa: E402
+from .registry import list_methods, method_info  # noqa: E402
+
+COLUMNS = ["method", "n_seeds", "accuracy", "accuracy_std", "macro_precision", "macro_recall",
+           "macro_f1", "macro_f1_std", "params_m", "mflops", "latency_ms", "latency_iqr_ms",
+           "latency_device", "calibration", "train_s"]
+PAPER_COLUMNS = ["paper_accuracy", "paper_f1", "gap_accuracy"]
+
+
+def paper_reference(method: str, dataset: str, classes: int):
+    if method not in list_methods():
+        return None
+    return method_info(method).references.get((dataset, int(classes)))
+
+
+def summarise(records: list[dict]) -> pd.DataFrame:
+    """One row per method (mean over seeds; ``*_std`` is the sample std over seeds), best first.
+
+    ``paper_*`` columns are added when the paper has numbers for this dataset and class count.
+    """
+    if not records:
+        return pd.DataFrame(columns=COLUMNS)
+    dataset, classes = records[0]["dataset"], records[0]["classes"]
+    runs = pd.DataFrame(records)
+    rows = []
+    for method, g in runs.groupby("method", sort=False):
+        rows.append({
+            "method": method,
+            "n_seeds": int(g["seed"].nunique()),
+            "accuracy": g["accuracy"].mean(),
+            "accuracy_std": g["accuracy"].std(ddof=1),
+            "macro_precision": g["macro_precision"].mean(),
+            "macro_recall": g["macro_recall"].mean(),
+            "macro_f1": g["macro_f1"].mean(),
+            "macro_f1_std": g["macro_f1"].std(ddof=1),
+            "params_m": g["params_m"].mean(),
+            "mflops": g["mflops"].mean(),
+            "latency_ms": g["latency_ms"].median(),
+            "latency_iqr_ms": g["latency_iqr_ms"].median(),
+            "latency_device": ", ".join(sorted(set(g["latency_device"].dropna()))),
+            "calibration": "yes" if g["calibration"].any() else "no",
+            "train_s": g["train_s"].mean(),
+        })
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    refs = [paper_reference(m, dataset, classes) for m in table["method"]]
+    if any(r is not None for r in refs):
+        table["paper_accuracy"] = [r.accuracy if r else np.nan for r in refs]
+        table["paper_f1"] = [r.f1 if r else np.nan for r in refs]
+        table["gap_accuracy"] = table["accuracy"] - table["paper_accuracy"]
+    return table.sort_values("accuracy", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _pm(mean, std, scale=1.0, digits=1):
+    if pd.isna(mean):
+        return ""
+    text = f"{mean * scale:.{digits}f}"
+    return text if pd.isna(std) else f"{text} ± {std * scale:.{digits}f}"
+
+
+def _num(value, fmt):
+    return "" if value is None or pd.isna(value) else format(value, fmt)
+
+
+def settings_lines(records: list[dict]) -> list[str]:
+    """One line per method with the settings its records were made with; flags mixed settings."""
+    from .protocol import settings_of
+
+    lines = []
+    for method in dict.fromkeys(r["method"] for r in records):
+        mine = [r for r in records if r["method"] == method]
+        first = mine[0]
+        seeds = ", ".join(str(s) for s in sorted(r["seed"] for r in mine))
+        text = (f"- **{method}**: preset {first['preset']}, {first['epochs']} epochs at "
+                f"{first['image_size']} px, {'ImageNet init' if first['pretrained'] else 'from scratch'}"
+                f", seeds {seeds}")
+        settings = [settings_of(r) for r in mine]
+        if any(s != settings[0] for s in settings[1:]):
+            text += " — **warning: these runs were made with different settings**"
+        lines.append(text)
+    return lines
+
+
+def render_markdown(table: pd.DataFrame, records: list[dict]) -> str:
+    """The leaderboard as a Markdown page."""
+    first = records[0]
+    dataset, classes = first["dataset"], first["classes"]
+    sizes = sorted({r["cost"]["input_size"] for r in records})
+    devices = sorted({d for d in table["latency_device"] if d})
+    shown = pd.DataFrame({
+        "Method": table["method"],
+        "Seeds": table["n_seeds"],
+        "Accuracy %": [_pm(m, s, 100) for m, s in zip(table["accuracy"], table["accuracy_std"])],
+        "Macro P": [_num(v, ".3f") for v in table["macro_precision"]],
+        "Macro R": [_num(v, ".3f") for v in table["macro_recall"]],
+        "Macro F1": [_pm(m, s, 1, 3) for m, s in zip(table["macro_f1"], table["macro_f1_std"])],
+        "Params (M)": [_num(v, ".2f") for v in table["params_m"]],
+        "MFLOPs": [_num(v, ".2f") for v in table["mflops"]],
+        "Latency ms (IQR)": [f"{_num(m, '.2f')} ({_num(q, '.2f')})"
+                             for m, q in zip(table["latency_ms"], table["latency_iqr_ms"])],
+        "Calibration": table["calibration"],
+        "Train s": [_num(v, ".0f") for v in table["train_s"]],
+    })
+    if "paper_accuracy" in table:
+        shown["Paper acc %"] = [_num(v * 100, ".1f") if pd.notna(v) else "" for v in table["paper_accuracy"]]
+        shown["Paper F1"] = [_num(v, ".3f") for v in table["paper_f1"]]
+        shown["Gap (points)"] = [_num(v * 100, "+.1f") for v in table["gap_accuracy"]]
+    dropped = first.get("data", {}).get("dropped") or {}
+    lines = [
+        f"# {dataset}, {classes} classes ({', '.join(first['class_names'])})",
+        "",
+        "Mean ± sample standard deviation over seeds; each seed is a different subject-disjoint "
+        "train/validation/test split (official lists where the dataset has no subject ids). "
+        "Test images exclude each test subject's calibration images, for every method.",
+        "",
+        f"Cost of the network that runs at inference: parameters and MFLOPs counted by fvcore at "
+        f"batch 1, 3x{'/'.join(map(str, sizes))}x{'/'.join(map(str, sizes))} (1 multiply-add = "
+        f"1 FLOP); latency: batch 1, median (IQR) on {', '.join(devices) or 'n/a'}.",
+        "",
+        shown.to_markdown(index=False, disable_numparse=True),
+        "",
+        "Settings:",
+        "",
+        *settings_lines(records),
+    ]
+    if dropped:
+        lines += ["", "Images outside the class set, left out: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) + "."]
+    lines += ["", f"Generated by `bench leaderboard` from {len(records)} run record(s) in runs/.", ""]
+    return "\n".join(lines)
+
+
+def confusion_png(records: list[dict]) -> bytes:
+    """Row-normalised confusion matrix summed over the records' seeds, as PNG bytes."""
+    names = records[0]["class_names"]
+    cm = np.sum([np.asarray(r["confusion_matrix"]) for r in records], axis=0)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(names), 0.8 + 0.8 * len(names)), dpi=100)
+    ConfusionMatrixDisplay(norm, display_labels=names).plot(
+        ax=ax, cmap="Blues", values_format=".2f", colorbar=False, xticks_rotation=45)
+    r = records[0]
+    ax.set_title(f"{r['method']} on {r['dataset']}-{r['classes']} ({len(records)} seed(s))",
+                 fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_leaderboard(out, dataset: str, classes: int,
+                      records: list[dict] | None = None) -> tuple[pd.DataFrame, str]:
+    """Render and write the board for (dataset, classes); returns the table and its Markdown."""
+    out = Path(out)
+    if records is None:
+        records = load_records(out)
+    records = [r for r in records if r["dataset"] == dataset and int(r["classes"]) == int(classes)]
+    if not records:
+        raise FileNotFoundError(f"no run records for {dataset}-{classes} under {out / 'runs'}")
+    table = summarise(records)
+    markdown = render_markdown(table, records)
+    stem = f"{dataset}-{classes}"
+    atomic_write(out / f"{stem}.csv", table.to_csv(index=False, float_format="%.6g"))
+    atomic_write(out / f"{stem}.md", markdown)
+    for method in table["method"]:
+        mine = [r for r in records if r["method"] == method]
+        atomic_write(out / "confusion" / f"{stem}-{method}.png", confusion_png(mine))
+    return table, markdown
+
+
+def write_all(out) -> list[tuple[str, int, str]]:
+    """Re-render every board found under ``<out>/runs``; returns (dataset, classes, markdown)."""
+    records = load_records(out)
+    boards = sorted({(r["dataset"], int(r["classes"])) for r in records})
+    return [(d, c, write_leaderboard(out, d, c, records)[1]) for d, c in boards]

@@ -1,0 +1,232 @@
+"""The evaluation protocol: one (method, dataset, classes, seed) run at a time, each independent.
+
+:func:`run_one` takes a :class:`RunSpec` (plain, picklable data) and returns a record (a JSON-able
+dict); it writes nothing, so runs can be spread over processes or machines and their records
+collected by the caller. :func:`evaluate` runs a method over several seeds in this process.
+
+What a run does, for every method alike:
+
+1. load the dataset and split it by subject for this seed (:mod:`bench.splits`);
+2. set aside each test subject's calibration images, which no method is scored on;
+3. ``fit`` on the training split, choosing the best epoch on the validation split;
+4. ``calibrate`` with what the method declares it needs (``calibration`` class attribute);
+5. ``predict`` the remaining test images (in frame order, with ``sequences=`` when the method
+   declares ``frame_order``) and score them (:mod:`bench.metrics`);
+6. profile the network that runs at inference (:mod:`bench.profiling`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+
+import numpy as np
+from sklearn.base import clone
+
+from .data import EmotionDataset, dataset_info, load_dataset, resolve_root
+from .device import resolve_device
+from .estimator import EmotionClassifier
+from .metrics import classification_metrics
+from .presets import get_preset, preset_params
+from .profiling import profile
+from .records import environment
+from .registry import get_estimator, method_info
+from .splits import CALIBRATION_SHARE, make_split
+
+
+@dataclass
+class RunSpec:
+    """Everything that defines one run. ``params`` override the preset's hyperparameters."""
+
+    method: str
+    dataset: str = "synthetic"
+    classes: int = 4
+    seed: int = 0
+    root: str | None = None
+    preset: str = "quick"
+    params: dict = field(default_factory=dict)
+    device: str = "auto"
+    calibration_share: float = CALIBRATION_SHARE
+    #: input size for params/FLOPs/latency; None = the method's native size (224 for most)
+    profile_size: int | None = None
+    latency: bool = True
+    dataset_options: dict = field(default_factory=dict)
+
+
+def estimator_params(spec: RunSpec) -> dict:
+    """Hyperparameters of a registered method for ``spec``: the variant's own parameters < the
+    preset < the method's overrides for that preset < the spec's overrides; plus seed and device."""
+    info = method_info(spec.method)
+    accepted = info.estimator().get_params()
+    params = {k: v for k, v in preset_params(spec.preset, info.presets).items() if k in accepted}
+    return {**params, **spec.params, "random_state": spec.seed, "device": spec.device}
+
+
+def build_estimator(spec: RunSpec, estimator: EmotionClassifier | None = None,
+                    verbose: int = 0) -> EmotionClassifier:
+    """A fresh estimator for ``spec``: the registered method, or a clone of ``estimator`` (whose
+    own parameters are kept; the preset does not override them)."""
+    if estimator is None:
+        est = get_estimator(spec.method, **estimator_params(spec))
+    else:
+        est = clone(estimator).set_params(**spec.params, random_state=spec.seed,
+                                          device=spec.device)
+    return est.set_params(verbose=verbose)
+
+
+@lru_cache(maxsize=4)
+def _cached_dataset(name, root, classes, image_size, options) -> EmotionDataset:
+    return load_dataset(name, root=root, classes=classes, image_size=image_size, **dict(options))
+
+
+def dataset_for(spec: RunSpec, image_size: int) -> EmotionDataset:
+    """The dataset of ``spec`` at ``image_size`` (kept in memory across the seeds of a run)."""
+    return _cached_dataset(spec.dataset, spec.root, spec.classes, image_size,
+                           tuple(sorted(spec.dataset_options.items())))
+
+
+def _calibration_args(kind, dataset: EmotionDataset, idx: np.ndarray):
+    """(X, groups, y) for ``calibrate`` according to the method's declaration."""
+    if kind == "neutral":
+        idx = idx[dataset.labels[idx] == dataset.class_names.index("neutral")]
+    y = dataset.label_names[idx] if kind == "labeled" else None
+    return idx, y
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
+            dataset: EmotionDataset | None = None, verbose: int = 0) -> dict:
+    """Train, calibrate, test and profile one method on one seed; return its record."""
+    info = method_info(spec.method) if estimator is None else None
+    est = build_estimator(spec, estimator, verbose=verbose)
+    if dataset is None:
+        dataset = dataset_for(spec, est.image_size)
+    est.set_params(classes=list(dataset.class_names))
+    split = make_split(dataset, spec.seed, dataset_info(spec.dataset).split, spec.calibration_share)
+    names = dataset.label_names
+    groups = dataset.subjects
+
+    def part(idx):
+        return dataset.images[idx], names[idx], None if groups is None else groups[idx]
+
+    X_tr, y_tr, g_tr = part(split.train)
+    X_val, y_val, _ = part(split.val)
+    start = time.perf_counter()
+    est.fit(X_tr, y_tr, g_tr, validation_data=(X_val, y_val) if len(split.val) else None)
+    train_s = time.perf_counter() - start
+
+    kind = type(est).calibration
+    given = {}
+    if kind is not None and len(split.calibration):
+        idx, y_cal = _calibration_args(kind, dataset, split.calibration)
+        if len(idx):
+            est.calibrate(dataset.images[idx], groups[idx], y_cal)
+            given = {str(s): int(n) for s, n in zip(*np.unique(groups[idx], return_counts=True))}
+
+    X_te, y_te, g_te = part(split.test)
+    start = time.perf_counter()
+    extra = {"sequences": dataset.sequences[split.test]} if type(est).frame_order else {}
+    y_pred = est.predict(X_te, g_te, **extra)
+    predict_s = time.perf_counter() - start
+
+    profile_size = spec.profile_size or (info.profile_size if info else 224)
+    cost = profile(est.inference_network(), profile_size, resolve_device(spec.device),
+                   latency=spec.latency, min_time=get_preset(spec.preset).latency_time)
+    params = est.get_params()
+    record = {
+        "method": spec.method,
+        "display_name": info.display_name if info else type(est).__name__,
+        "dataset": spec.dataset,
+        "classes": spec.classes,
+        "class_names": list(dataset.class_names),
+        "seed": spec.seed,
+        "preset": spec.preset,
+        **classification_metrics(y_te, y_pred, dataset.class_names),
+        "params_m": cost.params_m,
+        "mflops": cost.mflops,
+        "latency_ms": cost.latency_ms,
+        "latency_iqr_ms": cost.latency_iqr_ms,
+        "latency_device": cost.latency_device,
+        "throughput": cost.throughput,
+        "calibration": kind is not None,
+        "calibration_kind": kind,
+        "calibration_images": given,
+        "train_s": train_s,
+        "predict_s": predict_s,
+        "epochs": params["epochs"],
+        "epochs_run": est.n_epochs_,
+        "best_epoch": est.best_epoch_,
+        "image_size": params["image_size"],
+        "pretrained": bool(params.get("pretrained")),
+        "n_train": len(split.train),
+        "n_val": len(split.val),
+        "n_test": len(split.test),
+        "n_calibration": len(split.calibration),
+        "subjects": {p: split.subjects(dataset, p) for p in ("train", "val", "test")},
+        "data": {"root": dataset.root, "images": len(dataset), "dropped": dataset.dropped,
+                 "skipped": len(dataset.skipped), "image_shape": list(dataset.images.shape[1:]),
+                 "options": spec.dataset_options},
+        "cost": cost.as_dict(),
+        "params": params,
+        "spec": asdict(spec),
+        "history": est.history_,
+        "environment": environment(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return _jsonable(record)
+
+
+def settings_of(record: dict) -> dict:
+    """What must match for two records to be comparable (everything but the seed and timings)."""
+    spec = dict(record.get("spec", {}))
+    spec.pop("seed", None)
+    params = dict(record.get("params", {}))
+    for key in ("random_state", "verbose", "device", "classes"):
+        params.pop(key, None)
+    return {"spec": spec, "params": params}
+
+
+def expected_settings(spec: RunSpec) -> dict:
+    """The :func:`settings_of` a finished record of ``spec`` will have (to skip finished runs)."""
+    est = build_estimator(spec)
+    return settings_of(_jsonable({"spec": asdict(spec), "params": est.get_params()}))
+
+
+def evaluate(method, dataset: str = "synthetic", classes: int = 4, seeds=None, *, root=None,
+             preset: str = "quick", params: dict | None = None, device: str = "auto",
+             calibration_share: float = CALIBRATION_SHARE, profile_size: int | None = None,
+             latency: bool = True, dataset_options: dict | None = None, verbose: int = 0) -> list[dict]:
+    """Score ``method`` (a registered name or an :class:`EmotionClassifier`) on ``dataset`` over
+    ``seeds`` (default: the preset's) and return one record per seed.
+
+    >>> records = evaluate("shufflenet-v2", "synthetic", classes=4, seeds=[0], preset="smoke")
+    >>> sorted(records[0])[:3]
+    ['best_epoch', 'calibration', 'calibration_images']
+    """
+    estimator = method if isinstance(method, EmotionClassifier) else None
+    name = type(method).__name__ if estimator is not None else method
+    if estimator is None:
+        method_info(name)  # fail early on an unknown name
+    dataset_info(dataset)
+    resolve_root(dataset, root)
+    seeds = list(get_preset(preset).seeds if seeds is None else seeds)
+    records = []
+    for seed in seeds:
+        spec = RunSpec(name, dataset, classes, int(seed), None if root is None else str(root),
+                       preset, dict(params or {}), device, calibration_share, profile_size,
+                       latency, dict(dataset_options or {}))
+        records.append(run_one(spec, estimator=estimator, verbose=verbose))
+    return records

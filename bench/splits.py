@@ -1,0 +1,118 @@
+"""Subject-disjoint splits and per-subject calibration sets.
+
+Consecutive frames are near-duplicates, so images of one subject never appear in two of train,
+validation and test. Each seed draws a different split (scikit-learn's ``GroupShuffleSplit``).
+Datasets without subject ids use their official lists; when those have no validation list, a
+stratified share of the official training list is held out, drawn per seed.
+
+Calibration: personalised methods need a few images of each test subject before they predict. For
+every test subject the protocol sets aside, per class with ``n`` images, the first
+``max(1, round(share * n))`` images in (sequence, frame) order when ``n >= 2`` (none when the class
+has a single image, so it stays scorable). The first frames model "calibrate when you put the
+headset on" and keep the rest of each sequence contiguous. The set depends only on the dataset,
+the seed and the share, never on which methods run, and it is removed from scoring for every
+method, so all methods are scored on the same images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
+
+from .data import EmotionDataset
+from .errors import BenchError
+
+OFFICIAL_VALIDATION_SHARE = 0.1
+CALIBRATION_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class Split:
+    """Index arrays into a dataset. ``test`` excludes ``calibration``."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    calibration: np.ndarray
+
+    def subjects(self, dataset: EmotionDataset, part: str) -> list[str]:
+        if not dataset.has_subjects:
+            return []
+        return sorted(set(dataset.subjects[getattr(self, part)]))
+
+
+def subject_counts(n_subjects: int, fractions) -> tuple[int, int, int]:
+    """(train, val, test) subject counts; e.g. 25 -> 10/5/10 and 52 -> 28/12/12 for the paper's
+    REED and EMUG fractions."""
+    if n_subjects < 3:
+        raise BenchError(f"a subject-disjoint split needs at least 3 subjects, the data has "
+                         f"{n_subjects}")
+    _, f_val, f_test = fractions
+    n_val = max(1, int(round(f_val * n_subjects)))
+    n_test = max(1, int(round(f_test * n_subjects)))
+    n_train = n_subjects - n_val - n_test
+    if n_train < 1:
+        raise BenchError(f"{n_subjects} subjects are too few for a {fractions} split")
+    return n_train, n_val, n_test
+
+
+def subject_split(dataset: EmotionDataset, seed: int, fractions) -> tuple[np.ndarray, ...]:
+    subjects = dataset.subjects
+    _, n_val, n_test = subject_counts(len(np.unique(subjects)), fractions)
+    everything = np.arange(len(dataset))
+    rest, test = next(GroupShuffleSplit(1, test_size=n_test, random_state=seed)
+                      .split(everything, groups=subjects))
+    train, val = next(GroupShuffleSplit(1, test_size=n_val, random_state=seed + 1)
+                      .split(rest, groups=subjects[rest]))
+    return rest[train], rest[val], test
+
+
+def official_split(dataset: EmotionDataset, seed: int) -> tuple[np.ndarray, ...]:
+    parts = {p: np.flatnonzero(dataset.split == p) for p in ("train", "val", "test")}
+    if not len(parts["train"]) or not len(parts["test"]):
+        raise BenchError(f"{dataset.name}: the official split needs both training and test images "
+                         f"(found {len(parts['train'])} and {len(parts['test'])})")
+    if not len(parts["val"]):
+        train = parts["train"]
+        try:
+            keep, val = next(StratifiedShuffleSplit(1, test_size=OFFICIAL_VALIDATION_SHARE,
+                                                    random_state=seed)
+                             .split(train, dataset.labels[train]))
+        except ValueError:  # a class with a single image cannot be stratified
+            rng = np.random.default_rng(seed)
+            val_mask = rng.random(len(train)) < OFFICIAL_VALIDATION_SHARE
+            keep, val = np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
+        parts["train"], parts["val"] = train[keep], train[val]
+    return parts["train"], parts["val"], parts["test"]
+
+
+def calibration_set(dataset: EmotionDataset, test: np.ndarray, share: float) -> np.ndarray:
+    """The calibration images of the test subjects (see the module docstring)."""
+    if not dataset.has_subjects or share <= 0:
+        return test[:0]
+    chosen = []
+    for subject in np.unique(dataset.subjects[test]):
+        mine = test[dataset.subjects[test] == subject]
+        for label in np.unique(dataset.labels[mine]):
+            idx = mine[dataset.labels[mine] == label]
+            if len(idx) < 2:
+                continue
+            order = np.lexsort((dataset.frames[idx], dataset.sequences[idx].astype(str)))
+            chosen.append(idx[order][:max(1, int(round(share * len(idx))))])
+    return np.sort(np.concatenate(chosen)) if chosen else test[:0]
+
+
+def make_split(dataset: EmotionDataset, seed: int, rule,
+               calibration_share: float = CALIBRATION_SHARE) -> Split:
+    """Split ``dataset`` for one seed by ``rule`` (subject fractions or ``"official"``)."""
+    if rule == "official" or not dataset.has_subjects:
+        if dataset.split is None:
+            raise BenchError(f"{dataset.name} has neither subject ids nor an official split")
+        train, val, test = official_split(dataset, seed)
+    else:
+        train, val, test = subject_split(dataset, seed, rule)
+    calibration = calibration_set(dataset, test, calibration_share)
+    test = np.setdiff1d(test, calibration)
+    return Split(np.sort(train), np.sort(val), test, calibration)

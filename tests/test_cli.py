@@ -1,0 +1,108 @@
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from bench.cli import main, parse_seeds
+from bench.errors import BenchError
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_shows_methods_datasets_presets(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for word in ("shufflenet-v2", "synthetic", "ckplus", "rafdb", "smoke", "paper"):
+        assert word in out
+
+
+def test_run_writes_and_prints_the_leaderboard_and_resumes(capsys, tmp_path):
+    args = ["run", "--dataset", "synthetic", "--classes", "4", "--methods", "shufflenet-v2",
+            "--preset", "smoke", "--epochs", "1", "--out", str(tmp_path), "--quiet"]
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0
+    assert "| shufflenet-v2" in out and "total time" in out
+    table = pd.read_csv(tmp_path / "synthetic-4.csv")
+    assert list(table["method"]) == ["shufflenet-v2"] and 0 <= table["accuracy"][0] <= 1
+    assert (tmp_path / "runs" / "synthetic-4-shufflenet-v2-seed0.json").exists()
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0 and "skipped" in out
+    code, out, _ = run_cli(capsys, *args, "--force")
+    assert "skipped" not in out
+    code, out, _ = run_cli(capsys, *args[:-1], "--epochs", "2")  # other settings: not skipped
+    assert "skipped" not in out.split("preset")[1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--methods", "nope"], "unknown method nope; valid methods: shufflenet-v2"),
+    (["run", "--seeds", "1,x"], "malformed --seeds"),
+    (["run", "--dataset", "reed", "--methods", "shufflenet-v2"], "Expected layout: ROOT/<subject>"),
+    (["run", "--device", "tpu"], "unknown device"),
+    (["leaderboard", "--out", "nowhere-at-all"], "no run records"),
+])
+def test_user_mistakes_are_one_line_errors(capsys, monkeypatch, argv, message):
+    monkeypatch.delenv("BENCH_DATA", raising=False)
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--dataset", "mnist"], "invalid choice: 'mnist'"),
+    (["run", "--preset", "huge"], "invalid choice: 'huge' (choose from"),
+    (["run", "--classes", "5"], "invalid choice: 5 (choose from"),
+    (["run", "--epochs", "0"], "must be at least 1"),
+])
+def test_invalid_choices_list_the_valid_ones(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err
+    if "--preset" in argv:
+        assert all(p in err for p in ("smoke", "quick", "paper"))
+    if "--classes" in argv:
+        assert "4, 7" in err
+
+
+def test_parse_seeds():
+    assert parse_seeds("0,1,2") == [0, 1, 2]
+    assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
+    for bad in ("a", "3-1", "-1", ""):
+        with pytest.raises(BenchError):
+            parse_seeds(bad)
+
+
+def test_profile_reports_the_papers_cost(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "profile", "--methods", "shufflenet-v2", "--classes", "4",
+                           "--out", str(tmp_path), "--min-time", "0.05", "--batch-size", "2")
+    assert code == 0 and "1.26" in out and "147.79" in out and "1 multiply-add" in out
+    table = pd.read_csv(tmp_path / "profile.csv")
+    assert list(table.columns) == ["method", "params_m", "mflops", "latency_ms", "latency_iqr_ms",
+                                   "latency_device", "throughput"]
+
+
+def test_module_entry_point_has_no_traceback_for_missing_data(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_DATA"}
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--dataset", "reed", "--classes",
+                           "4"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "REED" in proc.stderr or "reed" in proc.stderr
+    assert "ROOT/<subject>/<emotion>" in proc.stderr
+
+
+@pytest.mark.ckplus
+def test_smoke_run_on_real_ckplus(capsys, tmp_path, ckplus_root):
+    code, out, _ = run_cli(capsys, "run", "--dataset", "ckplus", "--data-root", str(ckplus_root),
+                           "--classes", "7", "--methods", "shufflenet-v2", "--preset", "smoke",
+                           "--out", str(tmp_path), "--quiet")
+    assert code == 0 and "| shufflenet-v2" in out
+    table = pd.read_csv(tmp_path / "ckplus-7.csv")
+    assert table.loc[0, "n_seeds"] == 1
+    assert "contempt 17" in (tmp_path / "ckplus-7.md").read_text()

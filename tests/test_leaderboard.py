@@ -1,0 +1,79 @@
+import json
+
+import pandas as pd
+import pytest
+
+from bench.leaderboard import COLUMNS, PAPER_COLUMNS, summarise, write_all, write_leaderboard
+from bench.records import load_records, write_record
+
+
+def record(method="shufflenet-v2", dataset="synthetic", classes=4, seed=0, accuracy=0.5, f1=0.4,
+           preset="quick"):
+    return {
+        "method": method, "dataset": dataset, "classes": classes, "seed": seed, "preset": preset,
+        "class_names": ["anger", "happiness", "surprise", "neutral"],
+        "accuracy": accuracy, "macro_precision": f1, "macro_recall": f1, "macro_f1": f1,
+        "params_m": 1.2577, "mflops": 147.788, "latency_ms": 10.0 + seed, "latency_iqr_ms": 0.5,
+        "latency_device": "cpu (2 threads)", "calibration": False, "train_s": 30.0,
+        "confusion_matrix": [[2, 1, 0, 0], [0, 3, 0, 0], [0, 0, 3, 0], [1, 0, 0, 2]],
+        "epochs": 15, "image_size": 64, "pretrained": False, "cost": {"input_size": 224},
+        "data": {"dropped": {"contempt": 3}},
+        "spec": {"preset": preset, "seed": seed}, "params": {"epochs": 15, "random_state": seed},
+    }
+
+
+def test_csv_has_exactly_the_documented_columns(tmp_path):
+    for seed, acc in enumerate([0.5, 0.6, 0.7]):
+        write_record(tmp_path, record(seed=seed, accuracy=acc))
+    table, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    csv = pd.read_csv(tmp_path / "synthetic-4.csv")
+    assert list(csv.columns) == COLUMNS
+    row = csv.iloc[0]
+    assert row["n_seeds"] == 3 and row["accuracy"] == pytest.approx(0.6)
+    assert row["accuracy_std"] == pytest.approx(0.1)  # sample std over seeds
+    assert row["latency_ms"] == pytest.approx(11.0) and row["calibration"] == "no"
+    assert "60.0 ± 10.0" in markdown and "over seeds" in markdown
+    assert "1 multiply-add = 1 FLOP" in markdown and "contempt 3" in markdown
+    assert (tmp_path / "confusion" / "synthetic-4-shufflenet-v2.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_paper_columns_appear_where_the_paper_has_numbers(tmp_path):
+    write_record(tmp_path, record(dataset="reed", accuracy=0.5))
+    table, markdown = write_leaderboard(tmp_path, "reed", 4)
+    assert list(table.columns) == COLUMNS + PAPER_COLUMNS
+    assert table.loc[0, "paper_accuracy"] == pytest.approx(0.568)
+    assert table.loc[0, "gap_accuracy"] == pytest.approx(0.5 - 0.568)
+    assert "-6.8" in markdown
+
+
+def test_rows_are_sorted_best_first_and_one_per_method():
+    rows = [record("a", accuracy=0.4), record("b", accuracy=0.7), record("a", seed=1, accuracy=0.5)]
+    table = summarise(rows)
+    assert list(table["method"]) == ["b", "a"] and list(table["n_seeds"]) == [1, 2]
+    assert pd.isna(table.loc[0, "accuracy_std"])
+
+
+def test_mixed_settings_are_flagged(tmp_path):
+    write_record(tmp_path, record(seed=0, preset="quick"))
+    write_record(tmp_path, record(seed=1, preset="smoke"))
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert "different settings" in markdown
+
+
+def test_rerender_from_saved_runs_and_skip_broken_files(tmp_path):
+    write_record(tmp_path, record())
+    write_record(tmp_path, record(dataset="ckplus", classes=7))
+    (tmp_path / "runs" / "broken.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="unreadable run record"):
+        boards = write_all(tmp_path)
+    assert [(d, c) for d, c, _ in boards] == [("ckplus", 7), ("synthetic", 4)]
+    assert (tmp_path / "ckplus-7.md").exists()
+
+
+def test_records_are_written_atomically(tmp_path):
+    path = write_record(tmp_path, record())
+    assert json.loads(path.read_text())["method"] == "shufflenet-v2"
+    assert not list(path.parent.glob(".*.tmp"))
+    with pytest.warns(UserWarning):
+        (path.parent / "partial.json").write_text('{"method": ')
+        assert len(load_records(tmp_path)) == 1
