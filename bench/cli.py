@@ -145,17 +145,18 @@ def cmd_run(args) -> int:
     if preset.name == "paper" and not torch.cuda.is_available() and args.device in ("auto", "cpu"):
         print("note: the paper preset on a CPU takes hours per method; --preset quick runs in "
               "minutes", flush=True)
+    for method in methods:  # fail before any training: bad overrides, missing ImageNet weights
+        est = get_estimator(method, **estimator_params(RunSpec(method, preset=args.preset,
+                                                               params=dict(overrides))))
+        if est.pretrained:
+            est.build_network(args.classes)
     total_start = time.perf_counter()
     for method in methods:
         for seed in seeds:
             spec = RunSpec(method, args.dataset, args.classes, seed, root, args.preset,
                            dict(overrides), args.device)
-            get_estimator(method, **estimator_params(spec))  # reject bad overrides early
-            probe = {"dataset": args.dataset, "classes": args.classes, "method": method,
-                     "seed": seed}
-            path = run_path(out, probe)
-            expected = expected_settings(spec)
-            if not args.force and _existing(path, expected):
+            path = run_path(out, args.dataset, args.classes, method, seed)
+            if not args.force and _existing(path, expected_settings(spec)):
                 print(f"{method} seed {seed}: done before ({path}), skipped; --force reruns",
                       flush=True)
                 continue

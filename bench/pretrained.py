@@ -28,7 +28,7 @@ def torchvision_network(arch: str, n_classes: int, pretrained: bool = False, **k
         raise BenchError(
             f"ImageNet weights for {arch} are not in {cache} and could not be downloaded "
             f"({type(err).__name__}); download {weights.url} into that folder (or set TORCH_HOME), "
-            "or run without --pretrained"
+            "or train from scratch with --no-pretrained (pretrained=False)"
         ) from None
     network = builder(weights=None, **kwargs)
     network.load_state_dict(state)

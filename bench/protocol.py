@@ -76,19 +76,22 @@ def build_estimator(spec: RunSpec, estimator: EmotionClassifier | None = None,
     return est.set_params(verbose=verbose)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=1)
 def _cached_dataset(name, root, classes, image_size, options) -> EmotionDataset:
-    return load_dataset(name, root=root, classes=classes, image_size=image_size, **dict(options))
+    data = load_dataset(name, root=root, classes=classes, image_size=image_size, **dict(options))
+    data.images.setflags(write=False)  # shared by the runs that follow: no method may alter it
+    return data
 
 
 def dataset_for(spec: RunSpec, image_size: int) -> EmotionDataset:
-    """The dataset of ``spec`` at ``image_size`` (kept in memory across the seeds of a run)."""
+    """The dataset of ``spec`` at ``image_size``; the last one loaded stays in memory, so the
+    seeds of a method share one load."""
     return _cached_dataset(spec.dataset, spec.root, spec.classes, image_size,
                            tuple(sorted(spec.dataset_options.items())))
 
 
 def _calibration_args(kind, dataset: EmotionDataset, idx: np.ndarray):
-    """(X, groups, y) for ``calibrate`` according to the method's declaration."""
+    """The calibration indices (and labels, if declared) a method gets, by its declaration."""
     if kind == "neutral":
         idx = idx[dataset.labels[idx] == dataset.class_names.index("neutral")]
     y = dataset.label_names[idx] if kind == "labeled" else None
@@ -107,13 +110,13 @@ def _jsonable(value):
     return repr(value)
 
 
-def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
-            dataset: EmotionDataset | None = None, verbose: int = 0) -> dict:
-    """Train, calibrate, test and profile one method on one seed; return its record."""
+def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbose: int = 0) -> dict:
+    """Train, calibrate, test and profile one method on one seed; return its record.
+
+    ``estimator`` runs an unregistered estimator (cloned; ``spec.method`` names it)."""
     info = method_info(spec.method) if estimator is None else None
     est = build_estimator(spec, estimator, verbose=verbose)
-    if dataset is None:
-        dataset = dataset_for(spec, est.image_size)
+    dataset = dataset_for(spec, est.image_size)
     est.set_params(classes=list(dataset.class_names))
     split = make_split(dataset, spec.seed, dataset_info(spec.dataset).split, spec.calibration_share)
     names = dataset.label_names

@@ -13,6 +13,7 @@ import platform
 import socket
 import subprocess
 import tempfile
+import warnings
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -39,13 +40,14 @@ def atomic_write(path, data: str | bytes) -> Path:
     return path
 
 
-def run_path(out, record: dict) -> Path:
-    return (Path(out) / "runs" /
-            f"{record['dataset']}-{record['classes']}-{record['method']}-seed{record['seed']}.json")
+def run_path(out, dataset: str, classes: int, method: str, seed: int) -> Path:
+    """Where the record of one run lives: ``<out>/runs/<dataset>-<classes>-<method>-seed<k>.json``."""
+    return Path(out) / "runs" / f"{dataset}-{classes}-{method}-seed{seed}.json"
 
 
 def write_record(out, record: dict) -> Path:
-    return atomic_write(run_path(out, record), json.dumps(record, indent=1, sort_keys=False) + "\n")
+    path = run_path(out, record["dataset"], record["classes"], record["method"], record["seed"])
+    return atomic_write(path, json.dumps(record, indent=1) + "\n")
 
 
 def load_records(out) -> list[dict]:
@@ -55,8 +57,6 @@ def load_records(out) -> list[dict]:
         try:
             records.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, json.JSONDecodeError) as err:
-            import warnings
-
             warnings.warn(f"skipping unreadable run record {path}: {err}", stacklevel=2)
     return records
 

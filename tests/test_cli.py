@@ -106,3 +106,20 @@ def test_smoke_run_on_real_ckplus(capsys, tmp_path, ckplus_root):
     table = pd.read_csv(tmp_path / "ckplus-7.csv")
     assert table.loc[0, "n_seeds"] == 1
     assert "contempt 17" in (tmp_path / "ckplus-7.md").read_text()
+
+
+def test_missing_imagenet_weights_stop_the_run_before_training(capsys, monkeypatch, tmp_path):
+    import urllib.error
+
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    code, out, err = run_cli(capsys, "run", "--methods", "shufflenet-v2", "--preset", "paper",
+                             "--out", str(tmp_path / "out"))
+    assert code == 2 and "--no-pretrained" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "runs").exists()

@@ -151,7 +151,7 @@ def test_pretrained_without_weights_is_a_one_line_error(monkeypatch, tmp_path):
     with pytest.raises(BenchError) as err:
         est.build_network(4)
     message = str(err.value)
-    assert "\n" not in message and "without --pretrained" in message
+    assert "\n" not in message and "--no-pretrained" in message
     assert str(tmp_path) in message and "https://" in message
 
 
