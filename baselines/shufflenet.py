@@ -25,4 +25,5 @@ register(
     references={("reed", 4): Reference(accuracy=0.568, source="paper Table 3"),
                 ("emug", 4): Reference(accuracy=0.652, source="paper Table 3")},
     cost=Cost(params_m=1.26, mflops=147.79),
+    ablation="ShuffleNet-V2 baseline",
 )

@@ -62,6 +62,24 @@ def parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
+def parse_params(items: list[str] | None) -> dict:
+    """``["fer2013_root=/data/fer", 'teacher_params={"epochs": 5}']`` -> a dict. Values are read
+    as JSON when they parse (numbers, true/false/null, objects, lists), else kept as strings."""
+    params = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise BenchError(f"malformed --param {item!r}; use NAME=VALUE, e.g. epochs=5")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            if text.lstrip()[:1] in "{[":
+                raise BenchError(f"--param {name}: {text!r} is not valid JSON") from None
+            value = text
+        params[name.strip()] = value
+    return params
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -96,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
     run.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
                      help="start from ImageNet weights (default: the preset's; paper: yes)")
+    run.add_argument("--param", action="append", metavar="NAME=VALUE",
+                     help="set an estimator parameter of every method that has it, e.g. "
+                     "--param fer2013_root=DIR (repeatable)")
     run.add_argument("--force", action="store_true",
                      help="rerun runs whose records already exist with the same settings")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -138,6 +159,14 @@ def cmd_run(args) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds else list(preset.seeds)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("image_size", args.image_size),
                                    ("pretrained", args.pretrained)) if v is not None}
+    extra = parse_params(args.param)
+    accepted = {m: method_info(m).estimator().get_params() for m in methods}
+    unused = sorted(k for k in extra if not any(k in a for a in accepted.values()))
+    if unused:
+        raise BenchError(f"no selected method has parameter(s) {', '.join(unused)}; see "
+                         "`bench list` and the methods' docs")
+    params = {m: {**overrides, **{k: v for k, v in extra.items() if k in accepted[m]}}
+              for m in methods}
     root = str(Path(args.data_root).resolve()) if args.data_root else None
     out = Path(args.out)
     print(f"preset {preset.name}: {preset.description}"
@@ -147,14 +176,16 @@ def cmd_run(args) -> int:
               "minutes", flush=True)
     for method in methods:  # fail before any training: bad overrides, missing ImageNet weights
         est = get_estimator(method, **estimator_params(RunSpec(method, preset=args.preset,
-                                                               params=dict(overrides))))
+                                                               params=params[method])))
         if est.pretrained:
             est.build_network(args.classes)
     total_start = time.perf_counter()
-    for method in methods:
-        for seed in seeds:
+    # seeds outside, methods inside: a split's teacher and data are shared by its methods, and
+    # a complete first seed is on disk early
+    for seed in seeds:
+        for method in methods:
             spec = RunSpec(method, args.dataset, args.classes, seed, root, args.preset,
-                           dict(overrides), args.device)
+                           dict(params[method]), args.device)
             path = run_path(out, args.dataset, args.classes, method, seed)
             if not args.force and _existing(path, expected_settings(spec)):
                 print(f"{method} seed {seed}: done before ({path}), skipped; --force reruns",
@@ -168,8 +199,12 @@ def cmd_run(args) -> int:
     _, markdown = write_leaderboard(out, args.dataset, args.classes)
     print()
     print(markdown)
-    print(f"wrote {out / f'{args.dataset}-{args.classes}.md'} and .csv; total time "
-          f"{time.perf_counter() - total_start:.0f} s")
+    stem = out / f"{args.dataset}-{args.classes}"
+    ablation = stem.with_name(stem.name + "-ablation.md")
+    if ablation.exists():
+        print(ablation.read_text(encoding="utf-8"))
+    print(f"wrote {stem}.md and .csv{' and ' + ablation.name if ablation.exists() else ''}; "
+          f"total time {time.perf_counter() - total_start:.0f} s")
     return 0
 
 

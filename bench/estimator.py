@@ -16,6 +16,11 @@ declarations instead of knowing methods by name:
 ``frame_order``
     ``True`` when the method uses temporal order at prediction time; the protocol then passes the
     test images in (subject, sequence, frame) order together with ``sequences=``.
+``needs_teacher``
+    ``True`` (an attribute or property) when the method learns from a teacher network. It then has
+    ``make_teacher()`` (an unfitted teacher estimator), accepts ``fit(..., teacher=fitted)`` and
+    sets ``teacher_`` (a dict with at least ``train_s``). The protocol trains one teacher per split
+    and shares it among the students that ask for the same one.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
 
     calibration: ClassVar[str | None] = None
     frame_order: ClassVar[bool] = False
+    needs_teacher: ClassVar[bool] = False
 
     def __init__(self, *, epochs=600, batch_size=128, lr=1e-4, optimizer="sgd", momentum=0.8,
                  weight_decay=0.0, scheduler="constant", gamma=0.9, image_size=224, augment=True,
@@ -99,6 +105,10 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
         """A freshly initialised network with ``n_classes`` outputs (the one that runs at
         inference; a teacher used only in training is not part of it)."""
         raise NotImplementedError
+
+    def _prepare_network(self, network: nn.Module, device: torch.device) -> None:
+        """Hook between building and training the network (e.g. pre-training on another
+        dataset); ``classes_`` is already set."""
 
     def _targets(self, X: np.ndarray, y: np.ndarray, device: torch.device) -> torch.Tensor:
         """Training targets: class indices ``(N,)`` here; label distributions ``(N, C)`` for
@@ -130,7 +140,7 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"X has {len(X)} images but groups has {len(groups)} entries")
         self.classes_ = np.asarray(self.classes) if self.classes is not None else np.unique(y)
         y_idx = self._encode(y)
-        seed = 0 if self.random_state is None else int(self.random_state)
+        seed = self._seed()
         if validation_data is not None:
             X_val = check_images(validation_data[0])
             y_val = self._encode(np.asarray(validation_data[1]))
@@ -143,19 +153,27 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
         device = torch.device(self.device_)
         torch.manual_seed(seed)
         self.network_ = self.build_network(len(self.classes_))
+        self._prepare_network(self.network_, device)
         targets = self._targets(X, y_idx, device)
-        cfg = TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-            momentum=self.momentum, weight_decay=self.weight_decay, scheduler=self.scheduler,
-            gamma=self.gamma, image_size=self.image_size, augment=self.augment,
-            selection_metric=self.selection_metric, seed=seed, verbose=self.verbose,
-            desc=type(self).__name__)
-        result = train(self.network_, X, targets, cfg, device, self._loss,
+        result = train(self.network_, X, targets, self._train_config(), device, self._loss,
                        X_val if len(X_val) else None, y_val)
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         self.n_epochs_ = len(result.history)
         return self
+
+    def _seed(self) -> int:
+        return 0 if self.random_state is None else int(self.random_state)
+
+    def _train_config(self, epochs: int | None = None, desc: str | None = None) -> TrainConfig:
+        """The engine settings from this estimator's hyperparameters."""
+        return TrainConfig(
+            epochs=epochs or self.epochs, batch_size=self.batch_size, lr=self.lr,
+            optimizer=self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay,
+            scheduler=self.scheduler, gamma=self.gamma, image_size=self.image_size,
+            augment=self.augment, selection_metric=self.selection_metric,
+            seed=self._seed(),
+            verbose=self.verbose, desc=desc or type(self).__name__)
 
     def _encode(self, y: np.ndarray) -> np.ndarray:
         lookup = {c.item() if hasattr(c, "item") else c: i for i, c in enumerate(self.classes_)}

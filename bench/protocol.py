@@ -90,6 +90,28 @@ def dataset_for(spec: RunSpec, image_size: int) -> EmotionDataset:
                            tuple(sorted(spec.dataset_options.items())))
 
 
+_teachers: dict = {}
+
+
+def shared_teacher(student: EmotionClassifier, spec: RunSpec, train_data, validation_data):
+    """A fitted teacher for ``student``, shared by every student of the same split that asks for
+    an identical teacher (the last one is kept), so that e.g. all label-distribution methods of a
+    seed learn from one generator, trained once."""
+    teacher = student.make_teacher()
+    key = _fit_key(teacher, spec)
+    if key not in _teachers:
+        _teachers.clear()
+        _teachers[key] = teacher.fit(*train_data, validation_data=validation_data)
+    return _teachers[key]
+
+
+def _fit_key(estimator: EmotionClassifier, spec: RunSpec) -> tuple:
+    """Identifies a fit: the estimator's class and settings, and the data split."""
+    settings = {k: v for k, v in estimator.get_params().items() if k != "verbose"}
+    return (type(estimator).__name__, repr(sorted(settings.items())), spec.dataset, spec.root,
+            spec.classes, spec.seed, spec.calibration_share, repr(sorted(spec.dataset_options.items())))
+
+
 def _calibration_args(kind, dataset: EmotionDataset, idx: np.ndarray):
     """The calibration indices (and labels, if declared) a method gets, by its declaration."""
     if kind == "neutral":
@@ -127,9 +149,19 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
 
     X_tr, y_tr, g_tr = part(split.train)
     X_val, y_val, _ = part(split.val)
-    start = time.perf_counter()
-    est.fit(X_tr, y_tr, g_tr, validation_data=(X_val, y_val) if len(split.val) else None)
-    train_s = time.perf_counter() - start
+    fit_args = {"validation_data": (X_val, y_val) if len(split.val) else None}
+    if getattr(est, "needs_teacher", False):
+        fit_args["teacher"] = shared_teacher(est, spec, (X_tr, y_tr, g_tr), fit_args["validation_data"])
+    reused = _teachers.get(_fit_key(est, spec))
+    if reused is None:
+        start = time.perf_counter()
+        est.fit(X_tr, y_tr, g_tr, **fit_args)
+        train_s = time.perf_counter() - start
+    else:  # this very model was just trained as a teacher on this split: reuse it
+        est, train_s = reused, sum(h["seconds"] for h in reused.history_)
+    teacher = getattr(est, "teacher_", None)
+    if "teacher" in fit_args:  # trained outside fit: count it, so train_s always includes it
+        train_s += teacher["train_s"]
 
     kind = type(est).calibration
     given = {}
@@ -169,6 +201,8 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
         "calibration_images": given,
         "train_s": train_s,
         "predict_s": predict_s,
+        "teacher": teacher,
+        "reused_teacher_fit": reused is not None,
         "epochs": params["epochs"],
         "epochs_run": est.n_epochs_,
         "best_epoch": est.best_epoch_,

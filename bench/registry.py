@@ -56,6 +56,8 @@ class MethodInfo:
     presets: dict = field(default_factory=dict)
     #: the input size cost is reported at (the method's native size)
     profile_size: int = 224
+    #: row label in the ablation table (``<dataset>-<classes>-ablation.md``); None = not a row
+    ablation: str | None = None
 
     @property
     def calibration(self) -> str | None:
@@ -71,14 +73,15 @@ _loaded = False
 
 def register(name: str, estimator: type[EmotionClassifier], *, display_name: str,
              description: str, references: dict | None = None, cost: Cost | None = None,
-             presets: dict | None = None, profile_size: int = 224, **params) -> MethodInfo:
+             presets: dict | None = None, profile_size: int = 224, ablation: str | None = None,
+             **params) -> MethodInfo:
     """Register ``estimator`` (with the fixed ``params`` that define this variant) as ``name``."""
     if not (isinstance(estimator, type) and issubclass(estimator, EmotionClassifier)):
         raise TypeError(f"{name}: {estimator!r} is not an EmotionClassifier subclass")
     if estimator.calibration not in CALIBRATION_KINDS:
         raise TypeError(f"{name}: calibration must be one of {CALIBRATION_KINDS}")
     info = MethodInfo(name, estimator, display_name, description, dict(params),
-                      dict(references or {}), cost, dict(presets or {}), profile_size)
+                      dict(references or {}), cost, dict(presets or {}), profile_size, ablation)
     _METHODS[name] = info
     return info
 
@@ -97,10 +100,16 @@ def _load_methods() -> None:
             warnings.warn(f"method plug-in {ep.name!r} failed to load: {err}", stacklevel=2)
 
 
+def _order(info: MethodInfo) -> int:
+    package = info.estimator.__module__.partition(".")[0]
+    return BUILTIN_PACKAGES.index(package) if package in BUILTIN_PACKAGES else len(BUILTIN_PACKAGES)
+
+
 def list_methods() -> list[str]:
-    """Names of all registered methods, in registration order."""
+    """Names of all registered methods: built-in packages first (``baselines``, ``ours``), then
+    plug-ins, each in registration order, whatever order they were imported in."""
     _load_methods()
-    return list(_METHODS)
+    return sorted(_METHODS, key=lambda name: _order(_METHODS[name]))
 
 
 def method_info(name: str) -> MethodInfo:
@@ -108,7 +117,7 @@ def method_info(name: str) -> MethodInfo:
     try:
         return _METHODS[name]
     except KeyError:
-        raise BenchError(f"unknown method {name!r}; valid methods: {', '.join(_METHODS)}") from None
+        raise BenchError(f"unknown method {name!r}; valid methods: {', '.join(list_methods())}") from None
 
 
 def get_estimator(name: str, **params) -> EmotionClassifier:

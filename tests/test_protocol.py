@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from torch import nn
 
-from bench import EmotionClassifier, RunSpec, evaluate, run_one
+from bench import EmotionClassifier, RunSpec, evaluate, list_methods, run_one
 from bench.data import load_dataset
 
 from .conftest import TINY
@@ -127,3 +127,11 @@ def test_seeds_draw_different_test_subjects():
     a, b = (run_one(RunSpec("shufflenet-v2", "synthetic", 4, s, preset="smoke", latency=False,
                             dataset_options=SMALL, params={"epochs": 1})) for s in (0, 1))
     assert a["subjects"]["test"] != b["subjects"]["test"]
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_smoke_run_of_every_registered_method(name):
+    record = run_one(RunSpec(name, "synthetic", 4, 0, preset="smoke", latency=False,
+                             dataset_options=SMALL))
+    assert record["method"] == name and 0 <= record["accuracy"] <= 1
+    assert record["n_test"] > 0 and record["epochs_run"] == record["epochs"]
