@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 
@@ -79,9 +80,17 @@ def count_mflops(model: nn.Module, input_size: int = 224, channels: int = 3) -> 
     return total / 1e6, unsupported
 
 
-def _cuda_times(fn, device, min_time: float, warmup: int) -> np.ndarray:
-    for _ in range(warmup):
+def _warm_up(fn, calls: int, seconds: float = 0.25) -> None:
+    """At least ``calls`` calls and ``seconds`` of them: the first calls of a model pay for
+    memory allocation, thread-pool start-up and (on CUDA) kernel selection."""
+    start, n = time.perf_counter(), 0
+    while n < calls or time.perf_counter() - start < seconds:
         fn()
+        n += 1
+
+
+def _cuda_times(fn, device, min_time: float, warmup: int) -> np.ndarray:
+    _warm_up(fn, warmup)
     torch.cuda.synchronize(device)
     times, spent = [], 0.0
     while spent < min_time * 1000 or len(times) < 10:
@@ -111,8 +120,7 @@ def time_forward(model: nn.Module, x: torch.Tensor, min_time: float = 1.0,
             torch.backends.cudnn.benchmark = prior
         q1, med, q3 = np.percentile(times, [25, 50, 75])
         return float(med), float(q3 - q1)
-    for _ in range(warmup):
-        run()
+    _warm_up(run, warmup)
     timer = benchmark.Timer(stmt="run()", globals={"run": run},
                             num_threads=torch.get_num_threads())
     m = timer.blocked_autorange(min_run_time=min_time)

@@ -98,18 +98,20 @@ def shared_teacher(student: EmotionClassifier, spec: RunSpec, train_data, valida
     an identical teacher (the last one is kept), so that e.g. all label-distribution methods of a
     seed learn from one generator, trained once."""
     teacher = student.make_teacher()
-    key = _fit_key(teacher, spec)
+    key = _fit_key(teacher, spec, train_data[0].shape[1:])
     if key not in _teachers:
         _teachers.clear()
         _teachers[key] = teacher.fit(*train_data, validation_data=validation_data)
     return _teachers[key]
 
 
-def _fit_key(estimator: EmotionClassifier, spec: RunSpec) -> tuple:
-    """Identifies a fit: the estimator's class and settings, and the data split."""
+def _fit_key(estimator: EmotionClassifier, spec: RunSpec, image_shape: tuple) -> tuple:
+    """Identifies a fit: the estimator's class and settings, and the data (split and the stored
+    image shape, since methods of other input sizes load the images at other sizes)."""
     settings = {k: v for k, v in estimator.get_params().items() if k != "verbose"}
     return (type(estimator).__name__, repr(sorted(settings.items())), spec.dataset, spec.root,
-            spec.classes, spec.seed, spec.calibration_share, repr(sorted(spec.dataset_options.items())))
+            spec.classes, spec.seed, spec.calibration_share,
+            repr(sorted(spec.dataset_options.items())), tuple(image_shape))
 
 
 def _calibration_args(kind, dataset: EmotionDataset, idx: np.ndarray):
@@ -152,7 +154,7 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
     fit_args = {"validation_data": (X_val, y_val) if len(split.val) else None}
     if getattr(est, "needs_teacher", False):
         fit_args["teacher"] = shared_teacher(est, spec, (X_tr, y_tr, g_tr), fit_args["validation_data"])
-    reused = _teachers.get(_fit_key(est, spec))
+    reused = _teachers.get(_fit_key(est, spec, dataset.images.shape[1:]))
     if reused is None:
         start = time.perf_counter()
         est.fit(X_tr, y_tr, g_tr, **fit_args)

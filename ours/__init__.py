@@ -27,11 +27,11 @@ def _refs(reed4, emug4, reed7=None, emug7=None):
 
 
 # The generator's budget in the smoke and quick presets. ResNet-50 costs about six ShuffleNet-V2s
-# per image, so it gets fewer epochs at a smaller input than the student, and smaller batches
-# (more steps) with a lower learning rate suit it better from scratch. The `ldgn` row uses the same settings, so in a
+# per image, so it gets fewer epochs than the student, and smaller batches (more steps) with a
+# lower learning rate suit it better from scratch. The `ldgn` row uses the same settings, so in a
 # run with both it is the very teacher `ours` learned from.
 LDGN_PRESETS = {"smoke": {"epochs": 1},
-                "quick": {"epochs": 10, "image_size": 48, "batch_size": 32, "lr": 1e-3}}
+                "quick": {"epochs": 10, "batch_size": 32, "lr": 1e-3}}
 
 # registered in the order of the paper's ablation tables
 register("ours-lem", OursClassifier, display_name="ShuffleNet-V2 + LEM",

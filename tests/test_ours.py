@@ -213,3 +213,16 @@ def test_generator_row_reuses_the_teacher_trained_for_ours(monkeypatch):
     assert len(fits) == 1 and ldgn["reused_teacher_fit"] and not ours["reused_teacher_fit"]
     assert ldgn["train_s"] == pytest.approx(ours["teacher"]["train_s"])
     assert ldgn["params_m"] == pytest.approx(23.52, abs=0.01)
+
+
+def test_a_teacher_trained_on_other_stored_images_is_not_reused(monkeypatch):
+    fits = []
+    original = LDGNClassifier.fit
+    monkeypatch.setattr(LDGNClassifier, "fit",
+                        lambda self, *a, **k: fits.append(1) or original(self, *a, **k))
+    options = {"n_subjects": 6, "frames": 4}
+    run_one(RunSpec("ours", "synthetic", 4, 3, preset="smoke", latency=False, dataset_options=options,
+                    params={"epochs": 1, "teacher_params": {"epochs": 1, "image_size": 40}}))
+    ldgn = run_one(RunSpec("ldgn", "synthetic", 4, 3, preset="smoke", latency=False,
+                           dataset_options=options, params={"epochs": 1, "image_size": 40}))
+    assert len(fits) == 2 and not ldgn["reused_teacher_fit"]
