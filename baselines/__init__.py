@@ -1,5 +1,12 @@
-"""Baseline methods, one module per family; importing this package registers them."""
+"""Baseline methods, one module per family; importing this package registers them.
 
+The import order is the order ``bench list`` and the tables show them in.
+"""
+
+# isort: off
 from .shufflenet import ShuffleNetV2Classifier
+from .eyemotion import EyemotionClassifier
+from .emo import EMOClassifier
+# isort: on
 
-__all__ = ["ShuffleNetV2Classifier"]
+__all__ = ["EMOClassifier", "EyemotionClassifier", "ShuffleNetV2Classifier"]

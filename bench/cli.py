@@ -26,6 +26,7 @@ from .profiling import profile
 from .protocol import RunSpec, estimator_params, expected_settings, run_one, settings_of
 from .records import atomic_write, run_path, write_record
 from .registry import get_estimator, list_methods, method_info
+from .stream import check_streaming, merge_rows, stream_benchmark
 
 DEFAULT_OUT = "leaderboards"
 
@@ -90,6 +91,29 @@ def _positive(text: str) -> int:
     return value
 
 
+def _data_args(parser) -> None:
+    parser.add_argument("--dataset", default="synthetic", choices=list_datasets(),
+                        help="dataset (default: synthetic, generated on the fly)")
+    parser.add_argument("--classes", type=int, default=4, choices=sorted(CLASS_SETS),
+                        help="4 (anger, happiness, surprise, neutral) or 7 basic emotions")
+    parser.add_argument("--data-root", help="dataset folder (default: $BENCH_DATA/<dataset>)")
+
+
+def _training_args(parser) -> None:
+    parser.add_argument("--preset", default="paper", choices=list(PRESETS),
+                        help="training budget: smoke (seconds), quick (minutes), paper (the "
+                        "paper's recipe; default)")
+    parser.add_argument("--epochs", type=_positive, help="override the preset's epochs")
+    parser.add_argument("--image-size", type=_positive, help="override the preset's input size")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
+                        help="start from ImageNet weights (default: the preset's; paper: yes)")
+    parser.add_argument("--param", action="append", metavar="NAME=VALUE",
+                        help="set an estimator parameter of every method that has it, e.g. "
+                        "--param fer2013_root=DIR (repeatable)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench", description="Benchmark eye-region emotion recognition methods: accuracy "
@@ -98,28 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="train and score methods on a dataset, write the leaderboard")
-    run.add_argument("--dataset", default="synthetic", choices=list_datasets(),
-                     help="dataset (default: synthetic, generated on the fly)")
-    run.add_argument("--classes", type=int, default=4, choices=sorted(CLASS_SETS),
-                     help="4 (anger, happiness, surprise, neutral) or 7 basic emotions")
+    _data_args(run)
     run.add_argument("--methods", help="comma-separated method names (default: all registered)")
-    run.add_argument("--data-root", help="dataset folder (default: $BENCH_DATA/<dataset>)")
-    run.add_argument("--preset", default="paper", choices=list(PRESETS),
-                     help="training budget: smoke (seconds), quick (minutes), paper (the paper's "
-                     "recipe; default)")
-    run.add_argument("--epochs", type=_positive, help="override the preset's epochs")
-    run.add_argument("--image-size", type=_positive, help="override the preset's input size")
+    _training_args(run)
     run.add_argument("--seeds", help="subject splits to run, e.g. 0,1,2 or 0-4 (default: preset's)")
-    run.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
-    run.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
-                     help="start from ImageNet weights (default: the preset's; paper: yes)")
-    run.add_argument("--param", action="append", metavar="NAME=VALUE",
-                     help="set an estimator parameter of every method that has it, e.g. "
-                     "--param fer2013_root=DIR (repeatable)")
     run.add_argument("--force", action="store_true",
                      help="rerun runs whose records already exist with the same settings")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    stream = sub.add_parser("stream", help="replay test frames in order through a frame-skipping "
+                            "method: frames per second and accuracy with and without skipping")
+    _data_args(stream)
+    stream.add_argument("--method", required=True, help="a method that skips frames (e.g. emo)")
+    _training_args(stream)
+    stream.add_argument("--seed", type=int, default=0, help="the subject split (default 0)")
+    stream.add_argument("--thresholds", help="comma-separated skip thresholds to compare "
+                        "(default: the method's own)")
+    stream.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"writes <out>/stream-<dataset>-<classes>.csv (default: {DEFAULT_OUT}/)")
 
     prof = sub.add_parser("profile", help="params, MFLOPs and latency of methods (no training)")
     prof.add_argument("--methods", help="comma-separated method names (default: all)")
@@ -151,12 +171,12 @@ def _existing(spec_path: Path, settings: dict) -> bool:
         return False
 
 
-def cmd_run(args) -> int:
-    methods = _names(args.methods, list_methods(), "method")
+def _method_params(args, methods: list[str]) -> dict[str, dict]:
+    """Check the data, device and options shared by ``run`` and ``stream`` before any work, and
+    return each method's parameter overrides (``--epochs``, ``--image-size``, ``--param``, ...)."""
     resolve_root(args.dataset, args.data_root)  # a missing dataset fails before any work
     resolve_device(args.device)
     preset = get_preset(args.preset)
-    seeds = parse_seeds(args.seeds) if args.seeds else list(preset.seeds)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("image_size", args.image_size),
                                    ("pretrained", args.pretrained)) if v is not None}
     extra = parse_params(args.param)
@@ -167,18 +187,28 @@ def cmd_run(args) -> int:
                          "`bench list` and the methods' docs")
     params = {m: {**overrides, **{k: v for k, v in extra.items() if k in accepted[m]}}
               for m in methods}
-    root = str(Path(args.data_root).resolve()) if args.data_root else None
-    out = Path(args.out)
+    for method in methods:  # bad overrides and missing ImageNet weights fail now, not at hour 5
+        est = get_estimator(method, **estimator_params(RunSpec(method, preset=preset.name,
+                                                               params=params[method])))
+        if est.pretrained:
+            est.build_network(args.classes)
     print(f"preset {preset.name}: {preset.description}"
           + (f"; overrides {overrides}" if overrides else ""), flush=True)
     if preset.name == "paper" and not torch.cuda.is_available() and args.device in ("auto", "cpu"):
         print("note: the paper preset on a CPU takes hours per method; --preset quick runs in "
               "minutes", flush=True)
-    for method in methods:  # fail before any training: bad overrides, missing ImageNet weights
-        est = get_estimator(method, **estimator_params(RunSpec(method, preset=args.preset,
-                                                               params=params[method])))
-        if est.pretrained:
-            est.build_network(args.classes)
+    return params
+
+
+def _root(args) -> str | None:
+    return str(Path(args.data_root).resolve()) if args.data_root else None
+
+
+def cmd_run(args) -> int:
+    methods = _names(args.methods, list_methods(), "method")
+    seeds = parse_seeds(args.seeds) if args.seeds else list(get_preset(args.preset).seeds)
+    params = _method_params(args, methods)
+    root, out = _root(args), Path(args.out)
     total_start = time.perf_counter()
     # seeds outside, methods inside: a split's teacher and data are shared by its methods, and
     # a complete first seed is on disk early
@@ -200,11 +230,34 @@ def cmd_run(args) -> int:
     print()
     print(markdown)
     stem = out / f"{args.dataset}-{args.classes}"
-    ablation = stem.with_name(stem.name + "-ablation.md")
-    if ablation.exists():
-        print(ablation.read_text(encoding="utf-8"))
-    print(f"wrote {stem}.md and .csv{' and ' + ablation.name if ablation.exists() else ''}; "
-          f"total time {time.perf_counter() - total_start:.0f} s")
+    extras = [p for p in (stem.with_name(f"{stem.name}-{s}.md") for s in ("ablation", "personalisation"))
+              if p.exists()]
+    for path in extras:
+        print(path.read_text(encoding="utf-8"))
+    print(f"wrote {stem}.md, .csv{''.join(', ' + p.name for p in extras)}; total time "
+          f"{time.perf_counter() - total_start:.0f} s")
+    return 0
+
+
+def cmd_stream(args) -> int:
+    _names(args.method, list_methods(), "method")
+    check_streaming(args.method)
+    try:
+        thresholds = ([float(t) for t in args.thresholds.split(",")] if args.thresholds else None)
+    except ValueError:
+        raise BenchError(f"malformed --thresholds {args.thresholds!r}; use numbers such as "
+                         "0.8,0.9,0.95") from None
+    params = _method_params(args, [args.method])
+    spec = RunSpec(args.method, args.dataset, args.classes, args.seed, _root(args), args.preset,
+                   params[args.method], args.device)
+    table = stream_benchmark(spec, thresholds, verbose=0 if args.quiet else 1)
+    path = Path(args.out) / f"stream-{args.dataset}-{args.classes}.csv"
+    existing = pd.read_csv(path) if path.exists() else None
+    atomic_write(path, merge_rows(existing, table).to_csv(index=False, float_format="%.6g"))
+    print(f"Frame-by-frame replay of the test subjects' frames (batch 1, seed {args.seed}); fps "
+          f"and accuracy with skipping, and without it in the same run")
+    print(table.to_markdown(index=False, floatfmt=".3f"))
+    print(f"wrote {path}")
     return 0
 
 
@@ -260,7 +313,8 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "profile": cmd_profile, "list": cmd_list, "leaderboard": cmd_leaderboard}
+COMMANDS = {"run": cmd_run, "stream": cmd_stream, "profile": cmd_profile, "list": cmd_list,
+            "leaderboard": cmd_leaderboard}
 
 
 def main(argv=None) -> int:

@@ -25,8 +25,7 @@ declarations instead of knowing methods by name:
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import ClassVar
 
@@ -40,6 +39,7 @@ from torch import nn
 
 from .device import resolve_device
 from .engine import TrainConfig, cross_entropy_loss, predict_logits, train
+from .records import atomic_write
 from .transforms import check_images
 
 CALIBRATION_KINDS = (None, "neutral", "unlabeled", "labeled")
@@ -129,8 +129,9 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, groups=None, *, validation_data=None):
         """Train on images ``X`` with labels ``y`` (names or ints) and optional subject ids.
 
-        ``validation_data=(X_val, y_val)`` chooses the best epoch on that split; otherwise a
-        subject-disjoint ``validation_fraction`` of the training data is held out.
+        ``validation_data=(X_val, y_val)`` or ``(X_val, y_val, groups_val)`` chooses the best epoch
+        on that split; otherwise a subject-disjoint ``validation_fraction`` of the training data
+        is held out.
         """
         X = check_images(X)
         y = np.asarray(y)
@@ -236,17 +237,9 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
         """Write the estimator (parameters, fitted state and weights) to ``path`` atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save({"format": _FORMAT, "estimator": self}, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        buffer = io.BytesIO()
+        torch.save({"format": _FORMAT, "estimator": self}, buffer)
+        return atomic_write(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path) -> EmotionClassifier:

@@ -18,6 +18,7 @@ What a run does, for every method alike:
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -33,7 +34,7 @@ from .presets import get_preset, preset_params
 from .profiling import profile
 from .records import environment
 from .registry import get_estimator, method_info
-from .splits import CALIBRATION_SHARE, make_split
+from .splits import CALIBRATION_SHARE, Split, make_split
 
 
 @dataclass
@@ -134,50 +135,97 @@ def _jsonable(value):
     return repr(value)
 
 
+@dataclass
+class TrainedRun:
+    """A method fitted (and calibrated) on one split: what scoring and streaming start from."""
+
+    spec: RunSpec
+    estimator: EmotionClassifier
+    dataset: EmotionDataset
+    split: Split
+    train_s: float
+    reused_fit: bool
+    #: calibration images given to the method, per test subject
+    calibration_images: dict = field(default_factory=dict)
+    #: test scores of the same model before calibration (personalised methods only)
+    uncalibrated: dict | None = None
+
+    def part(self, name: str):
+        """(images, label names, subjects) of a split part; ``sequences`` via :meth:`sequences`."""
+        idx = getattr(self.split, name)
+        groups = self.dataset.subjects
+        return (self.dataset.images[idx], self.dataset.label_names[idx],
+                None if groups is None else groups[idx])
+
+    def order_args(self, name: str) -> dict:
+        """``{"sequences": ...}`` for methods that declare ``frame_order``, else ``{}``."""
+        if not type(self.estimator).frame_order:
+            return {}
+        return {"sequences": self.dataset.sequences[getattr(self.split, name)]}
+
+
+def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbose: int = 0,
+                   score_uncalibrated: bool = True) -> TrainedRun:
+    """Load, split, fit (with a shared teacher where declared) and calibrate one run."""
+    est = build_estimator(spec, estimator, verbose=verbose)
+    dataset = dataset_for(spec, est.image_size)
+    est.set_params(classes=list(dataset.class_names))
+    split = make_split(dataset, spec.seed, dataset_info(spec.dataset).split, spec.calibration_share)
+    run = TrainedRun(spec, est, dataset, split, 0.0, False)
+    train = run.part("train")
+    fit_args = {"validation_data": run.part("val") if len(split.val) else None,
+                **run.order_args("train")}
+    if getattr(est, "needs_teacher", False):
+        fit_args["teacher"] = shared_teacher(est, spec, train, fit_args["validation_data"])
+    reused = _teachers.get(_fit_key(est, spec, dataset.images.shape[1:]))
+    if reused is None:
+        start = time.perf_counter()
+        est.fit(*train, **fit_args)
+        run.train_s = time.perf_counter() - start
+    else:  # this very model was just trained as a teacher on this split: reuse it
+        run.estimator, run.reused_fit = reused, True
+        run.train_s = sum(h["seconds"] for h in reused.history_)
+    if "teacher" in fit_args:  # trained outside fit: count it, so train_s always includes it
+        run.train_s += run.estimator.teacher_["train_s"]
+    _calibrate(run, score_uncalibrated)
+    return run
+
+
+def _calibrate(run: TrainedRun, score_uncalibrated: bool) -> None:
+    est, dataset, split = run.estimator, run.dataset, run.split
+    kind = type(est).calibration
+    if kind is None:
+        return
+    if score_uncalibrated:
+        # the same model before calibration: what personalisation adds (fallback warnings are
+        # expected here, every test subject is still unknown)
+        X_te, y_te, g_te = run.part("test")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y_pred = est.predict(X_te, g_te, **run.order_args("test"))
+        scores = classification_metrics(y_te, y_pred, dataset.class_names)
+        run.uncalibrated = {k: scores[k] for k in ("accuracy", "macro_f1", "per_class_recall")}
+    if len(split.calibration):
+        idx, y_cal = _calibration_args(kind, dataset, split.calibration)
+        if len(idx):
+            groups = dataset.subjects
+            est.calibrate(dataset.images[idx], groups[idx], y_cal)
+            run.calibration_images = {str(s): int(n) for s, n in
+                                      zip(*np.unique(groups[idx], return_counts=True))}
+
+
 def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbose: int = 0) -> dict:
     """Train, calibrate, test and profile one method on one seed; return its record.
 
     ``estimator`` runs an unregistered estimator (cloned; ``spec.method`` names it)."""
     info = method_info(spec.method) if estimator is None else None
-    est = build_estimator(spec, estimator, verbose=verbose)
-    dataset = dataset_for(spec, est.image_size)
-    est.set_params(classes=list(dataset.class_names))
-    split = make_split(dataset, spec.seed, dataset_info(spec.dataset).split, spec.calibration_share)
-    names = dataset.label_names
-    groups = dataset.subjects
-
-    def part(idx):
-        return dataset.images[idx], names[idx], None if groups is None else groups[idx]
-
-    X_tr, y_tr, g_tr = part(split.train)
-    X_val, y_val, _ = part(split.val)
-    fit_args = {"validation_data": (X_val, y_val) if len(split.val) else None}
-    if getattr(est, "needs_teacher", False):
-        fit_args["teacher"] = shared_teacher(est, spec, (X_tr, y_tr, g_tr), fit_args["validation_data"])
-    reused = _teachers.get(_fit_key(est, spec, dataset.images.shape[1:]))
-    if reused is None:
-        start = time.perf_counter()
-        est.fit(X_tr, y_tr, g_tr, **fit_args)
-        train_s = time.perf_counter() - start
-    else:  # this very model was just trained as a teacher on this split: reuse it
-        est, train_s = reused, sum(h["seconds"] for h in reused.history_)
-    teacher = getattr(est, "teacher_", None)
-    if "teacher" in fit_args:  # trained outside fit: count it, so train_s always includes it
-        train_s += teacher["train_s"]
-
-    kind = type(est).calibration
-    given = {}
-    if kind is not None and len(split.calibration):
-        idx, y_cal = _calibration_args(kind, dataset, split.calibration)
-        if len(idx):
-            est.calibrate(dataset.images[idx], groups[idx], y_cal)
-            given = {str(s): int(n) for s, n in zip(*np.unique(groups[idx], return_counts=True))}
-
-    X_te, y_te, g_te = part(split.test)
+    run = train_on_split(spec, estimator=estimator, verbose=verbose)
+    est, dataset, split = run.estimator, run.dataset, run.split
+    X_te, y_te, g_te = run.part("test")
     start = time.perf_counter()
-    extra = {"sequences": dataset.sequences[split.test]} if type(est).frame_order else {}
-    y_pred = est.predict(X_te, g_te, **extra)
+    y_pred = est.predict(X_te, g_te, **run.order_args("test"))
     predict_s = time.perf_counter() - start
+    kind = type(est).calibration
 
     profile_size = spec.profile_size or (info.profile_size if info else 224)
     cost = profile(est.inference_network(), profile_size, resolve_device(spec.device),
@@ -200,11 +248,13 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
         "throughput": cost.throughput,
         "calibration": kind is not None,
         "calibration_kind": kind,
-        "calibration_images": given,
-        "train_s": train_s,
+        "calibration_images": run.calibration_images,
+        "uncalibrated": run.uncalibrated,
+        "method_report": getattr(est, "report_", None),
+        "train_s": run.train_s,
         "predict_s": predict_s,
-        "teacher": teacher,
-        "reused_teacher_fit": reused is not None,
+        "teacher": getattr(est, "teacher_", None),
+        "reused_teacher_fit": run.reused_fit,
         "epochs": params["epochs"],
         "epochs_run": est.n_epochs_,
         "best_epoch": est.best_epoch_,

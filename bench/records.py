@@ -23,6 +23,13 @@ import torch
 PACKAGES = ("torch", "torchvision", "scikit-learn", "fvcore", "numpy", "pandas", "opencv-python-headless")
 
 
+def _file_mode() -> int:
+    """The mode a new file gets under the current umask (mkstemp would make it 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
     path = Path(path)
@@ -33,6 +40,7 @@ def atomic_write(path, data: str | bytes) -> Path:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

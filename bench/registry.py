@@ -33,12 +33,16 @@ class Reference:
 
 @dataclass(frozen=True)
 class Cost:
-    """Paper-reported inference cost, with the setting it was counted in."""
+    """Reported inference cost, with the setting it was counted in. ``exact`` costs are tested
+    against fvcore's count of the built network; others are shown for reference, with a ``note``
+    saying why they differ."""
 
     params_m: float
     mflops: float
     classes: int = 4
     input_size: int = 224
+    exact: bool = True
+    note: str = ""
 
 
 @dataclass(frozen=True)

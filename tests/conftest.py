@@ -18,6 +18,14 @@ CKPLUS = Path(os.environ.get("BENCH_CKPLUS", REPO.parent / "shared" / "data" / "
 TINY = dict(epochs=1, batch_size=16, image_size=32, optimizer="adamw", lr=1e-3, device="cpu")
 
 
+def tiny_params(name: str, **params) -> dict:
+    """TINY, with what the method's smoke preset needs (e.g. Inception's minimum input size)."""
+    from bench import method_info
+
+    smoke = {k: v for k, v in method_info(name).presets.get("smoke", {}).items() if k != "epochs"}
+    return {**TINY, **smoke, **params}
+
+
 @pytest.fixture(scope="session")
 def ckplus_root() -> Path:
     if not (CKPLUS / "CK+").is_dir():

@@ -40,7 +40,7 @@ def test_run_writes_and_prints_the_leaderboard_and_resumes(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["run", "--methods", "nope"], "unknown method nope; valid methods: shufflenet-v2"),
+    (["run", "--methods", "nope"], "unknown method nope; valid methods: shufflenet-v2, eyemotion"),
     (["run", "--seeds", "1,x"], "malformed --seeds"),
     (["run", "--dataset", "reed", "--methods", "shufflenet-v2"], "Expected layout: ROOT/<subject>"),
     (["run", "--device", "tpu"], "unknown device"),
@@ -141,3 +141,26 @@ def test_param_no_selected_method_has_is_refused(capsys):
     code, _, err = run_cli(capsys, "run", "--methods", "shufflenet-v2", "--param",
                            "fer2013_root=/x")
     assert code == 2 and "no selected method has parameter(s) fer2013_root" in err
+
+
+def test_stream_writes_fps_and_accuracy_with_and_without_skipping(capsys, tmp_path):
+    args = ["stream", "--method", "emo", "--preset", "smoke", "--epochs", "1", "--out",
+            str(tmp_path), "--quiet", "--thresholds", "0.5,0.99"]
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0 and "speedup" in out
+    table = pd.read_csv(tmp_path / "stream-synthetic-4.csv")
+    assert list(table.columns) == ["method", "threshold", "skip_rate", "fps", "fps_no_skip",
+                                   "speedup", "accuracy", "accuracy_no_skip"]
+    assert list(table["threshold"]) == [0.5, 0.99] and (table["fps"] > 0).all()
+    assert table["skip_rate"][0] >= table["skip_rate"][1]
+    assert (table["fps_no_skip"] == table["fps_no_skip"][0]).all()  # one no-skip pass per run
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["stream", "--method", "shufflenet-v2"], "does not skip frames, so it has nothing to stream; "
+                                              "methods that do: emo"),
+    (["stream", "--method", "emo", "--thresholds", "high"], "malformed --thresholds"),
+])
+def test_stream_mistakes(capsys, argv, message):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and message in err

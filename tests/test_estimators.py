@@ -12,13 +12,13 @@ import bench
 from bench import EmotionClassifier, get_estimator, list_methods
 from bench.errors import BenchError
 
-from .conftest import TINY
+from .conftest import TINY, tiny_params
 
 METHODS = list_methods()
 
 
 def _fit(name, data, **params):
-    est = get_estimator(name, **{**TINY, **params})
+    est = get_estimator(name, **tiny_params(name, **params))
     return est.fit(data.images, data.label_names, data.subjects)
 
 
@@ -34,7 +34,7 @@ def test_init_only_stores_parameters_and_clone_works(name):
 @pytest.mark.parametrize("name", METHODS)
 def test_fit_predict_contract(name, tiny_synthetic):
     d = tiny_synthetic
-    est = get_estimator(name, **TINY)
+    est = get_estimator(name, **tiny_params(name))
     assert est.fit(d.images, d.label_names, d.subjects) is est
     assert list(est.classes_) == sorted(d.class_names)
     assert len(est.history_) == est.n_epochs_ == 1 and 1 <= est.best_epoch_ <= 1

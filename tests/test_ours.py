@@ -170,7 +170,9 @@ def test_fer2013_pretraining_of_the_generator(tiny_synthetic, tmp_path):
         LDGNClassifier(**TINY, fer2013_root=str(tmp_path)).fit(d.images, d.labels)
 
 
-def test_protocol_trains_one_teacher_per_split_for_all_students(monkeypatch):
+@pytest.fixture
+def teacher_fits(monkeypatch):
+    """The random_state of every LDGN fit made during the test."""
     fits = []
     original = LDGNClassifier.fit
 
@@ -179,12 +181,16 @@ def test_protocol_trains_one_teacher_per_split_for_all_students(monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(LDGNClassifier, "fit", counting_fit)
+    return fits
+
+
+def test_protocol_trains_one_teacher_per_split_for_all_students(teacher_fits):
     options = {"n_subjects": 6, "frames": 4}
     params = {"epochs": 1, "teacher_params": {"epochs": 1}}
     records = [run_one(RunSpec(m, "synthetic", 4, 0, preset="smoke", latency=False,
                                dataset_options=options, params=params))
                for m in ("ours", "ours")]
-    assert fits == [0]
+    assert teacher_fits == [0]
     teacher = records[1]["teacher"]
     assert teacher["method"] == "ldgn" and records[1]["train_s"] >= teacher["train_s"]
     assert records[0]["params_m"] == pytest.approx(1.28, abs=0.01)  # the teacher is not counted
@@ -199,30 +205,22 @@ def test_runs_on_real_ckplus(ckplus_root, name):
     assert (record["teacher"] is not None) == (name == "ours")
 
 
-def test_generator_row_reuses_the_teacher_trained_for_ours(monkeypatch):
-    fits = []
-    original = LDGNClassifier.fit
-    monkeypatch.setattr(LDGNClassifier, "fit",
-                        lambda self, *a, **k: fits.append(1) or original(self, *a, **k))
+def test_generator_row_reuses_the_teacher_trained_for_ours(teacher_fits):
     options = {"n_subjects": 6, "frames": 4}
     params = {"epochs": 1, "teacher_params": {"epochs": 1}}
     ours = run_one(RunSpec("ours", "synthetic", 4, 2, preset="smoke", latency=False,
                            dataset_options=options, params=params))
     ldgn = run_one(RunSpec("ldgn", "synthetic", 4, 2, preset="smoke", latency=False,
                            dataset_options=options, params={"epochs": 1}))
-    assert len(fits) == 1 and ldgn["reused_teacher_fit"] and not ours["reused_teacher_fit"]
+    assert len(teacher_fits) == 1 and ldgn["reused_teacher_fit"] and not ours["reused_teacher_fit"]
     assert ldgn["train_s"] == pytest.approx(ours["teacher"]["train_s"])
     assert ldgn["params_m"] == pytest.approx(23.52, abs=0.01)
 
 
-def test_a_teacher_trained_on_other_stored_images_is_not_reused(monkeypatch):
-    fits = []
-    original = LDGNClassifier.fit
-    monkeypatch.setattr(LDGNClassifier, "fit",
-                        lambda self, *a, **k: fits.append(1) or original(self, *a, **k))
+def test_a_teacher_trained_on_other_stored_images_is_not_reused(teacher_fits):
     options = {"n_subjects": 6, "frames": 4}
     run_one(RunSpec("ours", "synthetic", 4, 3, preset="smoke", latency=False, dataset_options=options,
                     params={"epochs": 1, "teacher_params": {"epochs": 1, "image_size": 40}}))
     ldgn = run_one(RunSpec("ldgn", "synthetic", 4, 3, preset="smoke", latency=False,
                            dataset_options=options, params={"epochs": 1, "image_size": 40}))
-    assert len(fits) == 2 and not ldgn["reused_teacher_fit"]
+    assert len(teacher_fits) == 2 and not ldgn["reused_teacher_fit"]

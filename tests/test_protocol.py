@@ -21,8 +21,8 @@ class Spy(EmotionClassifier):
         return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                              nn.Linear(4, n_classes))
 
-    def fit(self, X, y, groups=None, *, validation_data=None):
-        Spy.seen.update(fit_groups=set(groups), val_size=len(validation_data[0]))
+    def fit(self, X, y, groups=None, *, validation_data=None, **kwargs):
+        Spy.seen.update(fit_groups=set(groups), val_size=len(validation_data[0]), fit_kwargs=kwargs)
         return super().fit(X, y, groups, validation_data=validation_data)
 
     def calibrate(self, X, groups, y=None):
@@ -99,8 +99,9 @@ def test_everyone_is_scored_on_the_same_images():
 
 def test_frame_order_methods_get_sequences_in_order():
     _evaluate(spy(None))
-    assert Spy.seen["predict_kwargs"] == {}
+    assert Spy.seen["predict_kwargs"] == {} and Spy.seen["fit_kwargs"] == {}
     _evaluate(spy(None, frames=True))
+    assert len(Spy.seen["fit_kwargs"]["sequences"]) > 0
     seq = Spy.seen["predict_kwargs"]["sequences"]
     assert len(seq) == len(Spy.seen["test_X"])
     # sequences are contiguous blocks: never revisited once left

@@ -1,0 +1,309 @@
+"""EMO (Wu et al., MobiSys 2020): ResNet-18, K-means personalisation, Siamese frame skipping.
+
+Public details are thin; this is the design of the benchmark's specification, with these decisions:
+
+* **Classifier and embedding.** torchvision ResNet-18; the 512-d pooled feature is the embedding.
+  After training, each class's mean training embedding is its global centroid, and the mean
+  squared distance of training embeddings to their centroid is the distance scale ``T``.
+* **Personalisation** (``calibrate``, unlabeled calibration frames of each test subject): K-means
+  with k = number of classes on the subject's calibration embeddings, initialised from the global
+  centroids (one run, seeded), so cluster k stays tied to class k. A subject with fewer frames than
+  classes keeps the global centroids. Prediction blends the nearest-centroid probabilities
+  ``softmax(-|e - c_k|^2 / T)`` over the personalised centroids with the classifier's softmax,
+  ``(1 - blend) * centroid + blend * classifier``; ``blend=0`` is pure nearest-centroid (the
+  original description), the default 0.5 keeps the classifier's evidence when a subject's
+  clusters drift. Uncalibrated subjects use the classifier alone.
+* **Frame skipping.** A small Siamese encoder (three stride-2 convs on the 32x32 grey frame, shared
+  weights, L2-normalised 32-d output) is trained after the classifier with a contrastive loss:
+  frames 1-2 apart in a sequence are "same", frames of another class of the same subject are
+  "different" (margin 0.5 on the cosine). When predicting frames in order (``sequences`` given),
+  a frame whose cosine similarity to the last *processed* frame is at least ``skip_threshold``
+  reuses that frame's prediction and the backbone does not run; the first frame of a sequence is
+  always processed. ``skip_rate_`` and ``backbone_calls_`` describe the last prediction, and
+  :meth:`stream` replays frames one at a time (batch 1) for frames-per-second measurements.
+* ``emo-ldl`` is the same network trained on the label distributions of the LDGN teacher of
+  ``ours`` (the paper's Table 4 "Baseline (LDL)"), through the same mixin as ``ours``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.cluster import KMeans
+from torch import nn
+
+from bench import Cost, EmotionClassifier, Reference, register
+from bench.engine import batches
+from bench.pretrained import torchvision_network
+from bench.transforms import check_images, normalize, to_input
+from ours import LDGN_PRESETS
+from ours.ldl import LabelDistributionStudent
+
+ENCODER_SIZE = 32
+
+
+class EmbeddingResNet(nn.Module):
+    """ResNet-18 split into an embedding (everything up to the pooled feature) and its head."""
+
+    def __init__(self, n_classes: int, pretrained: bool = False):
+        super().__init__()
+        body = torchvision_network("resnet18", n_classes, pretrained)
+        self.fc, body.fc = body.fc, nn.Identity()
+        self.body = body
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(x))
+
+
+class SkipEncoder(nn.Module):
+    """The Siamese branch: a 32x32 grey frame -> an L2-normalised 32-d code."""
+
+    def __init__(self, dim: int = 32):
+        super().__init__()
+        layers, cin = [], 1
+        for cout in (8, 16, dim):
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            cin = cout
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, images_uint8: np.ndarray, device) -> torch.Tensor:
+        x = to_input(images_uint8, device, ENCODER_SIZE).mean(1, keepdim=True)
+        return F.normalize(self.net(x - 0.5).mean((2, 3)), dim=1)
+
+
+def infer_sequences(groups, y) -> np.ndarray:
+    """Sequence ids for data given in frame order without them: a new sequence starts wherever
+    the subject or the label changes."""
+    keys = list(zip(groups if groups is not None else [None] * len(y), y))
+    change = np.r_[True, [a != b for a, b in zip(keys[1:], keys[:-1])]]
+    return np.cumsum(change)
+
+
+class EMOClassifier(LabelDistributionStudent, EmotionClassifier):
+    """ResNet-18 with K-means personalisation and Siamese frame skipping.
+
+    Parameters (besides :class:`bench.EmotionClassifier`'s)
+    --------------------------------------------------------
+    skip_threshold : cosine similarity to the last processed frame above which a frame is skipped;
+        ``None`` never skips.
+    blend : weight of the classifier against the personalised centroids (0 = centroids only).
+    skip_epochs : epochs of the Siamese encoder's contrastive training.
+    ldl, teacher_params, fer2013_root : train on LDGN label distributions (``emo-ldl``), as in
+        :class:`ours.OursClassifier`.
+    """
+
+    calibration = "unlabeled"
+    frame_order = True
+
+    def __init__(self, *, epochs=600, batch_size=128, lr=1e-4, optimizer="sgd", momentum=0.8,
+                 weight_decay=0.0, scheduler="constant", gamma=0.9, image_size=224, augment=True,
+                 pretrained=False, device="auto", random_state=None, validation_fraction=0.2,
+                 selection_metric="accuracy", classes=None, verbose=0, skip_threshold=0.9,
+                 blend=0.5, skip_epochs=5, ldl=False, teacher_params=None, fer2013_root=None):
+        super().__init__(
+            epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
+            weight_decay=weight_decay, scheduler=scheduler, gamma=gamma, image_size=image_size,
+            augment=augment, pretrained=pretrained, device=device, random_state=random_state,
+            validation_fraction=validation_fraction, selection_metric=selection_metric,
+            classes=classes, verbose=verbose)
+        self.skip_threshold = skip_threshold
+        self.blend = blend
+        self.skip_epochs = skip_epochs
+        self.ldl = ldl
+        self.teacher_params = teacher_params
+        self.fer2013_root = fer2013_root
+
+    def build_network(self, n_classes):
+        return EmbeddingResNet(n_classes, self.pretrained)
+
+    # ------------------------------------------------------------------------------ training
+    def fit(self, X, y, groups=None, *, validation_data=None, teacher=None, sequences=None):
+        """Train the classifier (as every method), then the global centroids and the encoder.
+        ``sequences`` (or, without it, changes of subject or label in ``X``'s order) tell which
+        frames are neighbours for the encoder's training pairs."""
+        X, y = check_images(X), np.asarray(y)
+        super().fit(X, y, groups, validation_data=validation_data, teacher=teacher)
+        device = self._device()
+        embeddings, _ = self._embed(X, device)
+        labels = self._encode(y)
+        self.centroids_ = np.stack([embeddings[labels == k].mean(0) if (labels == k).any()
+                                    else embeddings.mean(0) for k in range(len(self.classes_))])
+        self.scale_ = float(((embeddings - self.centroids_[labels]) ** 2).sum(1).mean()) or 1.0
+        seq = np.asarray(sequences) if sequences is not None else infer_sequences(groups, y)
+        self.encoder_ = self._train_encoder(X, labels, groups, seq, device)
+        self.personal_centroids_ = {}
+        self.skip_rate_, self.backbone_calls_ = 0.0, 0
+        self.report_ = {"calibrated_subjects": 0}
+        return self
+
+    def _pairs(self, labels, groups, seq, rng):
+        """Index pairs and same(1)/different(0) targets for the contrastive loss."""
+        n = len(labels)
+        near = [(i, i + k) for k in (1, 2) for i in range(n - k) if seq[i] == seq[i + k]]
+        groups = np.zeros(n) if groups is None else np.asarray(groups)
+        far = []
+        for i in rng.permutation(n)[: max(len(near), 1)]:
+            other = np.flatnonzero((groups == groups[i]) & (labels != labels[i]))
+            if len(other):
+                far.append((i, rng.choice(other)))
+        pairs = np.array(near + far, dtype=np.int64).reshape(-1, 2)
+        return pairs, np.r_[np.ones(len(near)), np.zeros(len(far))].astype(np.float32)
+
+    def _train_encoder(self, X, labels, groups, seq, device) -> SkipEncoder:
+        torch.manual_seed(self._seed())
+        rng = np.random.default_rng(self._seed())
+        encoder = SkipEncoder().to(device)
+        pairs, same = self._pairs(labels, groups, seq, rng)
+        if not len(pairs):
+            return encoder.eval()
+        opt = torch.optim.Adam(encoder.parameters(), lr=1e-3)
+        target = torch.from_numpy(same).to(device)
+        gen = torch.Generator().manual_seed(self._seed())
+        encoder.train()
+        for _ in range(self.skip_epochs):
+            for idx in batches(len(pairs), 128, gen, drop_last=False):
+                a, b = pairs[idx, 0], pairs[idx, 1]
+                cos = (encoder(X[a], device) * encoder(X[b], device)).sum(1)
+                t = target[torch.from_numpy(idx).to(device)]
+                loss = (t * (1 - cos) ** 2 + (1 - t) * F.relu(cos - 0.5) ** 2).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        return encoder.eval()
+
+    @torch.inference_mode()
+    def _embed(self, X, device) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings, logits) of every image, eval mode."""
+        net = self.network_.to(device).eval()
+        emb, logits = [], []
+        for idx in batches(len(X), max(self.batch_size, 64), None, drop_last=False):
+            e = net.embed(normalize(to_input(X[idx], device, self.image_size)))
+            emb.append(e.float().cpu())
+            logits.append(net.fc(e).float().cpu())
+        return torch.cat(emb).numpy(), torch.cat(logits).numpy()
+
+    # ------------------------------------------------------------------------ personalisation
+    def calibrate(self, X, groups, y=None):
+        """K-means per subject on its unlabeled calibration frames (see the module docstring)."""
+        X, groups = check_images(X), np.asarray(groups)
+        embeddings, _ = self._embed(X, self._device())
+        k = len(self.classes_)
+        for subject in np.unique(groups):
+            mine = embeddings[groups == subject]
+            if len(mine) < k:
+                continue
+            km = KMeans(n_clusters=k, init=self.centroids_.astype(np.float64), n_init=1,
+                        random_state=self._seed())
+            self.personal_centroids_[subject] = km.fit(mine.astype(np.float64)).cluster_centers_
+        self.report_["calibrated_subjects"] = len(self.personal_centroids_)
+        return self
+
+    def _scores(self, embeddings, logits, groups) -> np.ndarray:
+        """Class probabilities from the classifier, blended with the subject's centroids."""
+        proba = torch.softmax(torch.from_numpy(logits), 1).numpy()
+        if groups is None or not self.personal_centroids_:
+            return proba
+        groups = np.asarray(groups)
+        for subject, centroids in self.personal_centroids_.items():
+            idx = groups == subject
+            if idx.any():
+                d2 = ((embeddings[idx, None, :] - centroids[None]) ** 2).sum(-1)
+                near = torch.softmax(torch.from_numpy(-d2 / self.scale_), 1).numpy()
+                proba[idx] = (1 - self.blend) * near + self.blend * proba[idx]
+        return proba
+
+    # --------------------------------------------------------------------------- prediction
+    def _skip_mask(self, X, sequences, device) -> np.ndarray:
+        """True for frames whose backbone pass is skipped."""
+        skip = np.zeros(len(X), dtype=bool)
+        if sequences is None or self.skip_threshold is None:
+            return skip
+        with torch.inference_mode():
+            codes = torch.cat([self.encoder_.to(device)(X[idx], device).cpu()
+                               for idx in batches(len(X), 256, None, drop_last=False)]).numpy()
+        last = 0
+        for i in range(1, len(X)):
+            if sequences[i] == sequences[last] and codes[i] @ codes[last] >= self.skip_threshold:
+                skip[i] = True
+            else:
+                last = i
+        return skip
+
+    def predict_proba(self, X, groups=None, sequences=None):
+        """Probabilities; with ``sequences`` (frames in order) similar frames reuse the last
+        processed frame's probabilities instead of running the backbone."""
+        X = check_images(X)
+        device = self._device()
+        skip = self._skip_mask(X, sequences, device)
+        run = np.flatnonzero(~skip)
+        embeddings, logits = self._embed(X[run], device)
+        proba = np.empty((len(X), len(self.classes_)), dtype=np.float32)
+        proba[run] = self._scores(embeddings, logits, None if groups is None else np.asarray(groups)[run])
+        for i in np.flatnonzero(skip):  # in order, so the source is always filled first
+            proba[i] = proba[i - 1]
+        self.skip_rate_, self.backbone_calls_ = float(skip.mean()), len(run)
+        self.report_.update(skip_rate=self.skip_rate_, backbone_calls=self.backbone_calls_)
+        return proba
+
+    def decision_function(self, X, groups=None, sequences=None):
+        return np.log(np.clip(self.predict_proba(X, groups, sequences), 1e-12, None))
+
+    def predict(self, X, groups=None, sequences=None):
+        return self.classes_[np.argmax(self.predict_proba(X, groups, sequences), axis=1)]
+
+    @torch.inference_mode()
+    def stream(self, X, groups=None, sequences=None, skip=True) -> np.ndarray:
+        """Predict frame by frame at batch 1, as a headset would, skipping when allowed; returns
+        the predicted labels (for timing frames per second)."""
+        X = check_images(X)
+        device = self._device()
+        net, encoder = self.network_.to(device).eval(), self.encoder_.to(device)
+        groups = np.asarray(groups) if groups is not None else None
+        labels, last_code, last_seq, last = [], None, None, None
+        calls = 0
+        for i in range(len(X)):
+            frame, seq = X[i:i + 1], None if sequences is None else sequences[i]
+            if skip and sequences is not None and self.skip_threshold is not None:
+                code = encoder(frame, device)[0]
+                if seq == last_seq and float(code @ last_code) >= self.skip_threshold:
+                    labels.append(last)
+                    continue
+                last_code, last_seq = code, seq
+            e = net.embed(normalize(to_input(frame, device, self.image_size)))
+            proba = self._scores(e.cpu().numpy(), net.fc(e).cpu().numpy(),
+                                 None if groups is None else groups[i:i + 1])
+            last = self.classes_[int(proba.argmax())]
+            labels.append(last)
+            calls += 1
+        self.skip_rate_, self.backbone_calls_ = 1 - calls / max(len(X), 1), calls
+        return np.asarray(labels)
+
+
+_EMO_COST = Cost(params_m=11.69, mflops=2054.52, exact=False,
+                 note="the paper's Table 4; fvcore counts torchvision's ResNet-18 with 4 outputs "
+                 "at 11.18 M / 1818.56 MFLOPs (11.69 M is its 1000-class parameter count)")
+
+register(
+    "emo", EMOClassifier,
+    display_name="EMO (ResNet-18, K-means, frame skipping)",
+    description="ResNet-18 with K-means personalisation and Siamese frame skipping "
+    "(Wu et al. 2020)",
+    references={("reed", 4): Reference(accuracy=0.647, f1=0.653, source="paper Table 1"),
+                ("emug", 4): Reference(accuracy=0.769, f1=0.784, source="paper Table 1")},
+    cost=_EMO_COST, ablation="EMO baseline ResNet-18 (single-label)",
+    presets={"smoke": {"skip_epochs": 1}}, ldl=False,
+)
+register(
+    "emo-ldl", EMOClassifier,
+    display_name="EMO on label distributions",
+    description="EMO's ResNet-18 trained on the LDGN's label distributions (paper Table 4)",
+    references={("reed", 4): Reference(accuracy=0.678, source="paper Table 4"),
+                ("emug", 4): Reference(accuracy=0.785, source="paper Table 4")},
+    cost=_EMO_COST, ablation="EMO baseline ResNet-18 (LDL)",
+    presets={"smoke": {"skip_epochs": 1, "teacher_params": LDGN_PRESETS["smoke"]},
+             "quick": {"teacher_params": LDGN_PRESETS["quick"]}}, ldl=True,
+)

@@ -1,0 +1,149 @@
+"""Eyemotion (Hickson et al., WACV 2019): Inception v3 on neutral-subtracted eye images.
+
+Personalisation: the pixel-wise mean of a user's neutral images is subtracted from every image of
+that user, in training (each training subject's own labelled neutral images) and at test time (the
+neutral images of the test subject's calibration set, which the protocol hands to ``calibrate``).
+
+Decisions (no public code exists):
+
+* Network: torchvision's ``inception_v3`` without the auxiliary head, at ``image_size`` (299 in the
+  paper preset; Inception v3 needs at least 75 px, so the quick and smoke presets use 80 and 75).
+* Only the subtraction is used; the neutral mean is not fed as an extra input (the patent allows
+  both; the paper describes the subtraction).
+* The difference image (range -255..255) is stored as ``128 + difference / 2`` in uint8, so that
+  the shared engine (augmentation, normalisation) is used unchanged; one grey level of the
+  difference is lost.
+* A subject without neutral images gets the training set's mean neutral image instead, with a
+  warning; ``report_`` counts such subjects (training and last prediction), and the protocol
+  copies it into the run record.
+* Without ``groups`` every image is treated as one unknown subject (the fallback mean).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from bench import Cost, EmotionClassifier, Reference, register
+from bench.pretrained import torchvision_network
+from bench.transforms import check_images
+
+
+def subtract_neutral(X: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """``128 + (X - means) / 2`` as uint8 (``means`` broadcast per image)."""
+    diff = X.astype(np.float32) - means
+    return np.clip(np.rint(128 + diff / 2), 0, 255).astype(np.uint8)
+
+
+class EyemotionClassifier(EmotionClassifier):
+    """Inception v3 on images minus their subject's mean neutral image.
+
+    Parameters (besides :class:`bench.EmotionClassifier`'s)
+    --------------------------------------------------------
+    neutral_label : the label of the neutral class in ``y`` (default ``"neutral"``).
+    """
+
+    calibration = "neutral"
+
+    def __init__(self, *, epochs=600, batch_size=128, lr=1e-4, optimizer="sgd", momentum=0.8,
+                 weight_decay=0.0, scheduler="constant", gamma=0.9, image_size=299, augment=True,
+                 pretrained=False, device="auto", random_state=None, validation_fraction=0.2,
+                 selection_metric="accuracy", classes=None, verbose=0, neutral_label="neutral"):
+        super().__init__(
+            epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
+            weight_decay=weight_decay, scheduler=scheduler, gamma=gamma, image_size=image_size,
+            augment=augment, pretrained=pretrained, device=device, random_state=random_state,
+            validation_fraction=validation_fraction, selection_metric=selection_metric,
+            classes=classes, verbose=verbose)
+        self.neutral_label = neutral_label
+
+    def build_network(self, n_classes):
+        if self.pretrained:  # the ImageNet checkpoint includes the auxiliary head
+            net = torchvision_network("inception_v3", n_classes, True, aux_logits=True,
+                                      init_weights=False)
+            net.aux_logits, net.AuxLogits = False, None
+            return net
+        return torchvision_network("inception_v3", n_classes, False, aux_logits=False,
+                                   init_weights=True)
+
+    # ------------------------------------------------------------------- neutral means
+    def _subject_means(self, X, y, groups) -> tuple[dict, int]:
+        """Each subject's mean neutral image from labelled data; (means, subjects without)."""
+        neutral = y == self.neutral_label
+        if groups is None:
+            return {}, 1
+        means, missing = {}, 0
+        for subject in np.unique(groups):
+            mine = (groups == subject) & neutral
+            if mine.any():
+                means[subject] = X[mine].astype(np.float32).mean(axis=0)
+            else:
+                missing += 1
+        return means, missing
+
+    def _personalise(self, X, groups, means: dict) -> tuple[np.ndarray, int]:
+        """Subtract each image's subject mean (the fallback for unknown subjects)."""
+        if groups is None:
+            return subtract_neutral(X, self.neutral_mean_), 1
+        groups = np.asarray(groups)
+        out = np.empty_like(X)
+        unknown = 0
+        for subject in np.unique(groups):
+            idx = groups == subject
+            mean = means.get(subject)
+            if mean is None:
+                mean, unknown = self.neutral_mean_, unknown + 1
+            out[idx] = subtract_neutral(X[idx], mean)
+        return out, unknown
+
+    def fit(self, X, y, groups=None, *, validation_data=None):
+        X, y = check_images(X), np.asarray(y)
+        neutral = y == self.neutral_label
+        if not neutral.any():
+            raise ValueError(f"Eyemotion needs neutral images in training; no label equals "
+                             f"neutral_label={self.neutral_label!r}")
+        self.neutral_mean_ = X[neutral].astype(np.float32).mean(axis=0)
+        means, missing = self._subject_means(X, y, groups)
+        X_personal, _ = self._personalise(X, groups, means)
+        if validation_data is not None:
+            X_val, y_val = check_images(validation_data[0]), np.asarray(validation_data[1])
+            g_val = validation_data[2] if len(validation_data) > 2 else None
+            val_means, _ = self._subject_means(X_val, y_val, g_val)
+            validation_data = (self._personalise(X_val, g_val, val_means)[0], y_val)
+        if missing:
+            warnings.warn(f"Eyemotion: {missing} training subject(s) without neutral images use "
+                          "the training set's mean neutral image", stacklevel=2)
+        self.subject_means_ = {}
+        self.report_ = {"train_subjects_without_neutral": missing}
+        return super().fit(X_personal, y, groups, validation_data=validation_data)
+
+    def calibrate(self, X, groups, y=None):
+        """Store each test subject's mean neutral image (``X`` are its neutral images)."""
+        X, groups = check_images(X), np.asarray(groups)
+        for subject in np.unique(groups):
+            self.subject_means_[subject] = X[groups == subject].astype(np.float32).mean(axis=0)
+        self.report_["calibrated_subjects"] = len(self.subject_means_)
+        return self
+
+    def decision_function(self, X, groups=None):
+        X = check_images(X)
+        X_personal, unknown = self._personalise(X, groups, self.subject_means_)
+        self.report_["predict_subjects_without_calibration"] = unknown
+        if unknown:
+            warnings.warn(f"Eyemotion: {unknown} subject(s) without calibration neutrals use the "
+                          "training set's mean neutral image", stacklevel=2)
+        return super().decision_function(X_personal, groups)
+
+
+register(
+    "eyemotion", EyemotionClassifier,
+    display_name="Eyemotion (Inception v3, neutral subtraction)",
+    description="Inception v3 on images minus the user's mean neutral image (Hickson et al. 2019)",
+    references={("reed", 4): Reference(accuracy=0.579, f1=0.601, source="paper Table 1"),
+                ("emug", 4): Reference(accuracy=0.668, f1=0.703, source="paper Table 1")},
+    cost=Cost(params_m=21.79, mflops=5729.24, input_size=299,
+              note="torchvision inception_v3 with 4 outputs at 299 px; the paper gives no cost"),
+    profile_size=299,
+    presets={"smoke": {"image_size": 75}, "quick": {"image_size": 80, "epochs": 8}},
+)
