@@ -22,20 +22,23 @@ class Preset:
     seeds: tuple[int, ...] = (0,)
     #: minimum seconds of timed latency measurement per run (more = steadier numbers)
     latency_time: float = 1.0
+    #: at most this many evenly spaced frames of each training/validation sequence (None = all)
+    train_frames: int | None = None
 
 
 PRESETS = {
     "smoke": Preset(
-        "smoke", "seconds: 2 epochs at 32 px, for tests and wiring checks",
+        "smoke", "seconds: 2 epochs at 32 px on 4 frames of each training sequence, for tests",
         dict(epochs=2, batch_size=32, image_size=32, optimizer="adamw", lr=2e-3,
              weight_decay=1e-4, scheduler="constant", pretrained=False),
-        latency_time=0.05,
+        latency_time=0.05, train_frames=4,
     ),
     "quick": Preset(
-        "quick", "minutes on a 2-core CPU: 15 epochs at 48 px, AdamW with a cosine schedule",
+        "quick", "minutes on a 2-core CPU: 15 epochs at 48 px on 12 frames of each training "
+        "sequence, AdamW with a cosine schedule",
         dict(epochs=15, batch_size=64, image_size=48, optimizer="adamw", lr=3e-3,
              weight_decay=5e-2, scheduler="cosine", pretrained=False),
-        latency_time=0.5,
+        latency_time=0.5, train_frames=12,
     ),
     "paper": Preset(
         "paper", "the paper's recipe: 600 epochs at 224 px, SGD momentum 0.8, lr 1e-4, batch "

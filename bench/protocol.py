@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 
@@ -34,7 +34,7 @@ from .presets import get_preset, preset_params
 from .profiling import profile
 from .records import environment
 from .registry import get_estimator, method_info
-from .splits import CALIBRATION_SHARE, Split, make_split
+from .splits import CALIBRATION_SHARE, Split, make_split, thin_sequences
 
 
 @dataclass
@@ -171,6 +171,9 @@ def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
     dataset = dataset_for(spec, est.image_size)
     est.set_params(classes=list(dataset.class_names))
     split = make_split(dataset, spec.seed, dataset_info(spec.dataset).split, spec.calibration_share)
+    frames = get_preset(spec.preset).train_frames
+    split = replace(split, train=thin_sequences(dataset, split.train, frames),
+                    val=thin_sequences(dataset, split.val, frames))
     run = TrainedRun(spec, est, dataset, split, 0.0, False)
     train = run.part("train")
     fit_args = {"validation_data": run.part("val") if len(split.val) else None,
@@ -260,6 +263,7 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
         "best_epoch": est.best_epoch_,
         "image_size": params["image_size"],
         "pretrained": bool(params.get("pretrained")),
+        "train_frames": get_preset(spec.preset).train_frames,
         "n_train": len(split.train),
         "n_val": len(split.val),
         "n_test": len(split.test),

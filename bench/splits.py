@@ -6,12 +6,13 @@ Datasets without subject ids use their official lists; when those have no valida
 stratified share of the official training list is held out, drawn per seed.
 
 Calibration: personalised methods need a few images of each test subject before they predict. For
-every test subject the protocol sets aside, per class with ``n`` images, the first
-``max(1, round(share * n))`` images in (sequence, frame) order when ``n >= 2`` (none when the class
-has a single image, so it stays scorable). The first frames model "calibrate when you put the
-headset on" and keep the rest of each sequence contiguous. The set depends only on the dataset,
-the seed and the share, never on which methods run, and it is removed from scoring for every
-method, so all methods are scored on the same images.
+every test subject the protocol sets aside, per class with ``n`` images, ``k = max(1, round(share *
+n))`` images when ``n >= 2`` (none when the class has a single image, so it stays scorable): the
+middle images of ``k`` equal runs of the class's images in (sequence, frame) order. Evenly spaced
+frames represent the whole recording (onset and apex); the first frames alone would be the weakest
+expressions, and the remaining frames stay in order with small gaps. The set depends only on the
+dataset, the seed and the share, never on which methods run, and it is removed from scoring for
+every method, so all methods are scored on the same images.
 """
 
 from __future__ import annotations
@@ -88,6 +89,26 @@ def official_split(dataset: EmotionDataset, seed: int) -> tuple[np.ndarray, ...]
     return parts["train"], parts["val"], parts["test"]
 
 
+def evenly_spaced(n: int, k: int) -> np.ndarray:
+    """Positions of ``k`` of ``n`` items: the middle one of each of ``k`` equal runs."""
+    return ((np.arange(k) + 0.5) * n / k).astype(int)
+
+
+def thin_sequences(dataset: EmotionDataset, idx: np.ndarray, max_frames: int | None) -> np.ndarray:
+    """Keep at most ``max_frames`` evenly spaced frames of every sequence in ``idx`` (shorter
+    sequences, like CK+'s, are kept whole): neighbouring video frames are near-duplicates, so a
+    training budget is better spent on more sequences than on more frames of one."""
+    if max_frames is None or dataset.sequences is None:
+        return idx
+    kept = []
+    for seq in np.unique(dataset.sequences[idx]):
+        mine = idx[dataset.sequences[idx] == seq]
+        if len(mine) > max_frames:
+            mine = mine[np.argsort(dataset.frames[mine], kind="stable")][evenly_spaced(len(mine), max_frames)]
+        kept.append(mine)
+    return np.sort(np.concatenate(kept)) if kept else idx
+
+
 def calibration_set(dataset: EmotionDataset, test: np.ndarray, share: float) -> np.ndarray:
     """The calibration images of the test subjects (see the module docstring)."""
     if not dataset.has_subjects or share <= 0:
@@ -100,7 +121,7 @@ def calibration_set(dataset: EmotionDataset, test: np.ndarray, share: float) -> 
             if len(idx) < 2:
                 continue
             order = np.lexsort((dataset.frames[idx], dataset.sequences[idx].astype(str)))
-            chosen.append(idx[order][:max(1, int(round(share * len(idx))))])
+            chosen.append(idx[order][evenly_spaced(len(idx), max(1, int(round(share * len(idx)))))])
     return np.sort(np.concatenate(chosen)) if chosen else test[:0]
 
 

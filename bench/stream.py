@@ -2,7 +2,8 @@
 skipping, measured in the same run.
 
 A method supports streaming when it has ``stream(X, groups, sequences, skip=True)`` (predict frame
-by frame at batch 1, as a headset would) and a ``skip_threshold`` parameter. The method is trained
+by frame at batch 1, as a headset would), a ``skip_threshold`` parameter and ``threshold()`` (the
+threshold in effect, e.g. one chosen during ``fit``). The method is trained
 and calibrated on a split exactly as in :func:`bench.protocol.run_one`; then each test subject's
 frames are replayed in (sequence, frame) order once without skipping and once per threshold.
 """
@@ -42,7 +43,7 @@ def _replay(est, X, y, groups, sequences, skip: bool) -> tuple[float, float, flo
 
 def stream_benchmark(spec: RunSpec, thresholds=None, verbose: int = 0) -> pd.DataFrame:
     """Train ``spec.method`` on its split, then replay the test frames; one row per threshold
-    (default: the method's own), with the no-skip pass measured in the same run."""
+    (default: the one the method uses), with the no-skip pass measured in the same run."""
     check_streaming(spec.method)
     run = train_on_split(spec, verbose=verbose, score_uncalibrated=False)
     est = run.estimator
@@ -52,10 +53,11 @@ def stream_benchmark(spec: RunSpec, thresholds=None, verbose: int = 0) -> pd.Dat
     est.stream(X[:warm], groups[:warm] if groups is not None else None, sequences[:warm])
     fps_plain, acc_plain, _ = _replay(est, X, y, groups, sequences, skip=False)
     rows = []
-    for threshold in thresholds or [est.skip_threshold]:
-        est.set_params(skip_threshold=threshold)
+    for threshold in thresholds or [None]:
+        if threshold is not None:
+            est.set_params(skip_threshold=threshold)
         fps, acc, skip_rate = _replay(est, X, y, groups, sequences, skip=True)
-        rows.append({"method": spec.method, "threshold": threshold, "skip_rate": skip_rate,
+        rows.append({"method": spec.method, "threshold": est.threshold(), "skip_rate": skip_rate,
                      "fps": fps, "fps_no_skip": fps_plain, "speedup": fps / fps_plain,
                      "accuracy": acc, "accuracy_no_skip": acc_plain})
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -130,7 +130,7 @@ def test_skipped_frames_reuse_the_last_prediction_without_the_backbone(monkeypat
     emo.set_params(skip_threshold=None)
     emo.predict(frames, sequences=sequences)
     assert sum(calls) == 10 and emo.skip_rate_ == 0
-    emo.set_params(skip_threshold=0.9)
+    emo.set_params(skip_threshold=0.95)
 
 
 def test_without_sequences_every_frame_runs(monkeypatch, emo, tiny_synthetic):
@@ -151,12 +151,14 @@ def test_sequences_are_inferred_from_subject_and_label_changes():
     assert list(infer_sequences(["a", "a", "a", "b"], [1, 1, 2, 2])) == [1, 1, 2, 3]
 
 
-def test_encoder_pairs_stay_within_sequences(emo):
-    labels = np.array([0, 0, 0, 1, 1, 1])
-    seq = np.array([1, 1, 1, 2, 2, 2])
-    pairs, same = emo._pairs(labels, np.zeros(6), seq, np.random.default_rng(0))
+def test_encoder_pairs_say_whether_the_prediction_changes():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    seq = np.array([1, 1, 1, 1, 2, 2, 2, 2])
+    predicted = np.array([3, 0, 0, 0, 1, 1, 1, 1])  # the onset frame 0 is still predicted neutral
+    pairs, same = EMOClassifier._pairs(predicted, labels, np.zeros(8), seq, np.random.default_rng(0))
     for (a, b), s in zip(pairs, same):
-        assert (seq[a] == seq[b]) == bool(s)
+        assert bool(s) == (seq[a] == seq[b] and predicted[a] == predicted[b])
+    assert same.sum() > 0 and (same == 0).sum() > 0
 
 
 # ------------------------------------------------------------------------------ the protocol

@@ -41,12 +41,12 @@ def test_splits_are_subject_disjoint_and_seeds_differ():
     np.testing.assert_array_equal(make_split(d, 0, (0.4, 0.2, 0.4)).test, s0.test)
 
 
-def test_calibration_takes_the_first_frames_of_each_class():
+def test_calibration_takes_evenly_spaced_frames_of_each_class():
     d = fake_dataset(3, per_class=10)
     test = np.flatnonzero(d.subjects == "s00")
     cal = calibration_set(d, test, share=0.2)
     assert len(cal) == 4 * 2
-    assert set(d.frames[cal]) == {0, 1}
+    assert set(d.frames[cal]) == {2, 7}  # the middles of frames 0-4 and 5-9
 
 
 def test_a_single_image_class_is_never_taken_for_calibration():
