@@ -7,6 +7,9 @@ The import order is the order ``bench list`` and the tables show them in.
 from .shufflenet import ShuffleNetV2Classifier
 from .eyemotion import EyemotionClassifier
 from .emo import EMOClassifier
+from .efficientnet import EfficientNetLDLClassifier
+from .eac import EACClassifier
 # isort: on
 
-__all__ = ["EMOClassifier", "EyemotionClassifier", "ShuffleNetV2Classifier"]
+__all__ = ["EACClassifier", "EMOClassifier", "EfficientNetLDLClassifier", "EyemotionClassifier",
+           "ShuffleNetV2Classifier"]

@@ -1,4 +1,5 @@
-"""The ``bench`` command line: ``run``, ``profile``, ``list`` and ``leaderboard``.
+"""The ``bench`` command line: ``run``, ``stream``, ``profile``, ``prepare``, ``list`` and
+``leaderboard``.
 
 User mistakes (unknown names, missing data, malformed options) end with a one-line message and
 exit status 2, never a traceback.
@@ -24,7 +25,7 @@ from .leaderboard import write_all, write_leaderboard
 from .presets import PRESETS, get_preset
 from .profiling import profile
 from .protocol import RunSpec, estimator_params, expected_settings, run_one, settings_of
-from .records import atomic_write, run_path, write_record
+from .records import atomic_write, board_name, run_path, write_record
 from .registry import get_estimator, list_methods, method_info
 from .stream import check_streaming, merge_rows, stream_benchmark
 
@@ -81,6 +82,16 @@ def parse_params(items: list[str] | None) -> dict:
     return params
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value:g}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -127,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     _training_args(run)
     run.add_argument("--seeds", help="subject splits to run, e.g. 0,1,2 or 0-4 (default: preset's)")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
+    run.add_argument("--label-noise", type=_fraction, default=0.0, metavar="P",
+                     help="replace a fraction P of the training labels by another class (seeded; "
+                     "validation and test stay clean); results go to a board of their own")
     run.add_argument("--force", action="store_true",
                      help="rerun runs whose records already exist with the same settings")
 
@@ -215,8 +229,8 @@ def cmd_run(args) -> int:
     for seed in seeds:
         for method in methods:
             spec = RunSpec(method, args.dataset, args.classes, seed, root, args.preset,
-                           dict(params[method]), args.device)
-            path = run_path(out, args.dataset, args.classes, method, seed)
+                           dict(params[method]), args.device, label_noise=args.label_noise)
+            path = run_path(out, args.dataset, args.classes, method, seed, args.label_noise)
             if not args.force and _existing(path, expected_settings(spec)):
                 print(f"{method} seed {seed}: done before ({path}), skipped; --force reruns",
                       flush=True)
@@ -226,10 +240,10 @@ def cmd_run(args) -> int:
             write_record(out, record)
             print(f"{method} seed {seed}: accuracy {record['accuracy']:.3f}, macro F1 "
                   f"{record['macro_f1']:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
-    _, markdown = write_leaderboard(out, args.dataset, args.classes)
+    _, markdown = write_leaderboard(out, args.dataset, args.classes, label_noise=args.label_noise)
     print()
     print(markdown)
-    stem = out / f"{args.dataset}-{args.classes}"
+    stem = out / board_name(args.dataset, args.classes, args.label_noise)
     extras = [p for p in (stem.with_name(f"{stem.name}-{s}.md") for s in ("ablation", "personalisation"))
               if p.exists()]
     for path in extras:
@@ -308,7 +322,7 @@ def cmd_leaderboard(args) -> int:
     boards = write_all(out)
     if not boards:
         raise BenchError(f"no run records under {out / 'runs'}; run `bench run --out {out}` first")
-    for _, _, markdown in boards:
+    for _, markdown in boards:
         print(markdown)
     return 0
 

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
-from .records import atomic_write, load_records  # noqa: E402
+from .records import atomic_write, board_name, load_records  # noqa: E402
 from .registry import list_methods, method_info  # noqa: E402
 
 COLUMNS = ["method", "n_seeds", "accuracy", "accuracy_std", "macro_precision", "macro_recall",
@@ -131,9 +131,14 @@ def render_markdown(table: pd.DataFrame, records: list[dict]) -> str:
         shown["Paper F1"] = [_num(v, ".3f") for v in table["paper_f1"]]
         shown["Gap (points)"] = [_num(v * 100, "+.1f") for v in table["gap_accuracy"]]
     dropped = first.get("data", {}).get("dropped") or {}
+    noise = float(first.get("label_noise", 0.0))
     lines = [
-        f"# {dataset}, {classes} classes ({', '.join(first['class_names'])})",
+        f"# {dataset}, {classes} classes ({', '.join(first['class_names'])})"
+        + (f", {noise:.0%} noisy training labels" if noise else ""),
         "",
+        *([f"Label noise {noise:g}: that fraction of each split's training labels was replaced by "
+           "another class, at random with the seed; validation and test labels are clean.", ""]
+          if noise else []),
         "Mean ± sample standard deviation over seeds; each seed is a different subject-disjoint "
         "train/validation/test split (official lists where the dataset has no subject ids). "
         "Test images exclude each test subject's calibration images, for every method.",
@@ -251,18 +256,24 @@ def confusion_png(records: list[dict]) -> bytes:
     return buf.getvalue()
 
 
-def write_leaderboard(out, dataset: str, classes: int,
-                      records: list[dict] | None = None) -> tuple[pd.DataFrame, str]:
-    """Render and write the board for (dataset, classes); returns the table and its Markdown."""
+def _board_key(record: dict) -> tuple[str, int, float]:
+    return record["dataset"], int(record["classes"]), float(record.get("label_noise", 0.0))
+
+
+def write_leaderboard(out, dataset: str, classes: int, records: list[dict] | None = None,
+                      label_noise: float = 0.0) -> tuple[pd.DataFrame, str]:
+    """Render and write the board for (dataset, classes, label noise); returns the table and its
+    Markdown. Runs on noisy training labels get boards of their own (``-noise<percent>``)."""
     out = Path(out)
     if records is None:
         records = load_records(out)
-    records = [r for r in records if r["dataset"] == dataset and int(r["classes"]) == int(classes)]
+    key = (dataset, int(classes), float(label_noise))
+    records = [r for r in records if _board_key(r) == key]
+    stem = board_name(dataset, classes, label_noise)
     if not records:
-        raise FileNotFoundError(f"no run records for {dataset}-{classes} under {out / 'runs'}")
+        raise FileNotFoundError(f"no run records for {stem} under {out / 'runs'}")
     table = summarise(records)
     markdown = render_markdown(table, records)
-    stem = f"{dataset}-{classes}"
     atomic_write(out / f"{stem}.csv", table.to_csv(index=False, float_format="%.6g"))
     atomic_write(out / f"{stem}.md", markdown)
     for suffix, text in (("ablation", render_ablation(table, dataset, classes)),
@@ -278,8 +289,8 @@ def write_leaderboard(out, dataset: str, classes: int,
     return table, markdown
 
 
-def write_all(out) -> list[tuple[str, int, str]]:
-    """Re-render every board found under ``<out>/runs``; returns (dataset, classes, markdown)."""
+def write_all(out) -> list[tuple[str, str]]:
+    """Re-render every board found under ``<out>/runs``; returns (board name, markdown)."""
     records = load_records(out)
-    boards = sorted({(r["dataset"], int(r["classes"])) for r in records})
-    return [(d, c, write_leaderboard(out, d, c, records)[1]) for d, c in boards]
+    return [(board_name(d, c, p), write_leaderboard(out, d, c, records, p)[1])
+            for d, c, p in sorted({_board_key(r) for r in records})]

@@ -48,13 +48,21 @@ def atomic_write(path, data: str | bytes) -> Path:
     return path
 
 
-def run_path(out, dataset: str, classes: int, method: str, seed: int) -> Path:
-    """Where the record of one run lives: ``<out>/runs/<dataset>-<classes>-<method>-seed<k>.json``."""
-    return Path(out) / "runs" / f"{dataset}-{classes}-{method}-seed{seed}.json"
+def board_name(dataset: str, classes: int, label_noise: float = 0.0) -> str:
+    """``<dataset>-<classes>``, with ``-noise<percent>`` for runs on noisy training labels."""
+    noise = f"-noise{round(label_noise * 100):g}" if label_noise else ""
+    return f"{dataset}-{classes}{noise}"
+
+
+def run_path(out, dataset: str, classes: int, method: str, seed: int,
+             label_noise: float = 0.0) -> Path:
+    """Where one run's record lives: ``<out>/runs/<board>-<method>-seed<k>.json``."""
+    return Path(out) / "runs" / f"{board_name(dataset, classes, label_noise)}-{method}-seed{seed}.json"
 
 
 def write_record(out, record: dict) -> Path:
-    path = run_path(out, record["dataset"], record["classes"], record["method"], record["seed"])
+    path = run_path(out, record["dataset"], record["classes"], record["method"], record["seed"],
+                    record.get("label_noise", 0.0))
     return atomic_write(path, json.dumps(record, indent=1) + "\n")
 
 

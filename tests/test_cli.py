@@ -164,3 +164,15 @@ def test_stream_writes_fps_and_accuracy_with_and_without_skipping(capsys, tmp_pa
 def test_stream_mistakes(capsys, argv, message):
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and message in err
+
+
+def test_label_noise_runs_get_a_board_of_their_own(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "run", "--methods", "shufflenet-v2", "--preset", "smoke",
+                           "--epochs", "1", "--label-noise", "0.2", "--out", str(tmp_path), "--quiet")
+    assert code == 0 and "20% noisy training labels" in out
+    assert (tmp_path / "synthetic-4-noise20.md").exists()
+    assert (tmp_path / "runs" / "synthetic-4-noise20-shufflenet-v2-seed0.json").exists()
+    assert not (tmp_path / "synthetic-4.md").exists()
+    with pytest.raises(SystemExit):
+        main(["run", "--label-noise", "1.5"])
+    assert "must be at least 0 and below 1" in capsys.readouterr().err

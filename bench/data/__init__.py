@@ -4,8 +4,10 @@ from . import ckplus, fer2013, folder, jaffe, rafdb, synthetic  # noqa: F401  (r
 from .dataset import EmotionDataset, assemble
 from .registry import (
     DatasetInfo,
+    Listing,
     dataset_info,
     list_datasets,
+    list_samples,
     load_dataset,
     register_dataset,
     resolve_root,
@@ -13,6 +15,8 @@ from .registry import (
 
 __all__ = [
     "DatasetInfo",
+    "Listing",
+    "list_samples",
     "EmotionDataset",
     "assemble",
     "dataset_info",

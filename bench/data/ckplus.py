@@ -11,9 +11,8 @@ import re
 import pandas as pd
 
 from ..errors import DatasetError
-from .dataset import assemble
 from .images import is_image_file, read_image
-from .registry import register_dataset
+from .registry import Listing, register_dataset
 
 LAYOUT = "ROOT/CK+/<class>/S<subject>_<sequence>_<frame>.png (e.g. CK+/anger/S010_004_00000019.png)"
 NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)$", re.IGNORECASE)
@@ -21,7 +20,7 @@ NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)$", re.IGNORECASE)
 
 @register_dataset("ckplus", description="CK+ faces (48x48 grey crops as commonly shared), 123 "
                   "subjects", layout=LAYOUT)
-def load_ckplus(root, classes=4, image_size=None):
+def list_ckplus(root, classes=7) -> Listing:
     base = root / "CK+" if (root / "CK+").is_dir() else root
     rows = []
     for class_dir in sorted(p for p in base.iterdir() if p.is_dir()):
@@ -34,4 +33,4 @@ def load_ckplus(root, classes=4, image_size=None):
     if not rows:
         raise DatasetError(f"no CK+ images under {base}")
     table = pd.DataFrame(rows, columns=["source", "file", "label", "subject", "sequence", "frame"])
-    return assemble("ckplus", table, read_image, classes, image_size, root=str(root))
+    return Listing(table, read_image)

@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetError
-from .dataset import assemble
-from .registry import register_dataset
+from .registry import Listing, register_dataset
 
 LABELS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 USAGE = {"training": "train", "publictest": "val", "privatetest": "test"}
@@ -32,7 +31,7 @@ def decode_pixels(text: str) -> np.ndarray:
 
 @register_dataset("fer2013", description="FER2013: 35,887 48x48 grey faces, official "
                   "Training/PublicTest/PrivateTest split", layout=LAYOUT, split="official")
-def load_fer2013(root, classes=7, image_size=None):
+def list_fer2013(root, classes=7) -> Listing:
     csv = root / "fer2013.csv" if root.is_dir() else root
     if not csv.is_file():
         raise DatasetError(f"no fer2013.csv in {root}")
@@ -60,4 +59,4 @@ def load_fer2013(root, classes=7, image_size=None):
         "split": usage,
     })
     table.index = table.index + 2  # so that skipped rows are reported by their CSV line number
-    return assemble("fer2013", table, decode_pixels, classes, image_size, root=str(root))
+    return Listing(table, decode_pixels)

@@ -15,9 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DatasetError
-from .dataset import assemble
 from .images import is_image_file, read_image
-from .registry import register_dataset
+from .registry import Listing, register_dataset
 
 LAYOUT = (
     "ROOT/<subject>/<emotion>/<frame images> (or ROOT/<subject>/<emotion>/<sequence>/<frames>); "
@@ -49,16 +48,14 @@ def list_folder(root: Path) -> pd.DataFrame:
     return table
 
 
-def _load(name):
-    def loader(root, classes=4, image_size=None):
-        return assemble(name, list_folder(root), read_image, classes, image_size, root=str(root))
-
-    return loader
+def lister(root, classes=4) -> Listing:
+    return Listing(list_folder(root), read_image)
 
 
 register_dataset("folder", description="your own eye (or face) images in the REED layout, any root",
-                 layout=LAYOUT)(_load("folder"))
+                 layout=LAYOUT)(lister)
 register_dataset("reed", description="REED: infrared eye frames, 25 subjects, 7 emotions (private)",
-                 layout=LAYOUT, split=(0.4, 0.2, 0.4))(_load("reed"))
-register_dataset("emug", description="EMUG: eye crops of the MUG faces, 52 subjects (make with "
-                 "a detector from MUG)", layout=LAYOUT, split=(28 / 52, 12 / 52, 12 / 52))(_load("emug"))
+                 layout=LAYOUT, split=(0.4, 0.2, 0.4))(lister)
+register_dataset("emug", description="EMUG: eye crops of the MUG faces, 52 subjects (`bench "
+                 "prepare emug` makes it from MUG)", layout=LAYOUT,
+                 split=(28 / 52, 12 / 52, 12 / 52))(lister)

@@ -7,9 +7,8 @@ import re
 import pandas as pd
 
 from ..errors import DatasetError
-from .dataset import assemble
 from .images import is_image_file, read_image
-from .registry import register_dataset
+from .registry import Listing, register_dataset
 
 LAYOUT = "ROOT/<subject>.<EMOTION><n>.<serial>.tiff, emotion codes AN DI FE HA NE SA SU"
 NAME = re.compile(r"^([A-Za-z]+)\.([A-Za-z]{2})(\d+)\.(\d+)$")
@@ -17,7 +16,7 @@ NAME = re.compile(r"^([A-Za-z]+)\.([A-Za-z]{2})(\d+)\.(\d+)$")
 
 @register_dataset("jaffe", description="JAFFE: 213 posed faces of 10 Japanese women",
                   layout=LAYOUT)
-def load_jaffe(root, classes=4, image_size=None):
+def list_jaffe(root, classes=7) -> Listing:
     rows = []
     for path in sorted(p for p in root.rglob("*") if is_image_file(p)):
         m = NAME.match(path.stem)
@@ -29,4 +28,4 @@ def load_jaffe(root, classes=4, image_size=None):
     if not rows:
         raise DatasetError(f"no JAFFE-named images (<subject>.<EMOTION><n>.<serial>.tiff) under {root}")
     table = pd.DataFrame(rows, columns=["source", "file", "label", "subject", "sequence", "frame"])
-    return assemble("jaffe", table, read_image, classes, image_size, root=str(root))
+    return Listing(table, read_image)

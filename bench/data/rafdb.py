@@ -10,9 +10,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import DatasetError
-from .dataset import assemble
 from .images import read_image
-from .registry import register_dataset
+from .registry import Listing, register_dataset
 
 LABELS = {1: "surprise", 2: "fear", 3: "disgust", 4: "happiness", 5: "sadness", 6: "anger",
           7: "neutral"}
@@ -44,7 +43,7 @@ def read_label_file(path) -> pd.DataFrame:
 
 @register_dataset("rafdb", description="RAF-DB basic: 15,339 aligned faces in the wild, official "
                   "train/test lists", layout=LAYOUT, split="official")
-def load_rafdb(root, classes=7, image_size=None):
+def list_rafdb(root, classes=7) -> Listing:
     label_file = root / "EmoLabel" / "list_patition_label.txt"
     image_dir = root / "Image" / "aligned"
     if not label_file.is_file() or not image_dir.is_dir():
@@ -53,4 +52,4 @@ def load_rafdb(root, classes=7, image_size=None):
     paths = [image_dir / f"{n.rsplit('.', 1)[0]}_aligned.jpg" for n in table["name"]]
     table["source"] = paths
     table["file"] = [str(p) for p in paths]
-    return assemble("rafdb", table, read_image, classes, image_size, root=str(root))
+    return Listing(table, read_image)

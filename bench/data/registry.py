@@ -10,9 +10,20 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
 
 from ..errors import BenchError, DatasetError
-from .dataset import EmotionDataset
+from .dataset import EmotionDataset, assemble
+
+
+class Listing(NamedTuple):
+    """What a format's lister returns: one row per image (``label``, ``source`` and optionally
+    ``subject``, ``sequence``, ``frame``, ``split``, ``file``) and how to decode a ``source``."""
+
+    table: pd.DataFrame
+    decode: Callable[[object], object]
 
 #: Subject fractions (train, validation, test) for datasets with subject ids and no rule of their own.
 DEFAULT_SPLIT = (0.4, 0.2, 0.4)
@@ -23,7 +34,7 @@ class DatasetInfo:
     """What the registry knows about a dataset format."""
 
     name: str
-    loader: Callable[..., EmotionDataset]
+    lister: Callable[..., Listing]
     description: str
     layout: str
     #: (train, validation, test) fractions of subjects, or "official" for a fixed file list
@@ -37,11 +48,11 @@ _DATASETS: dict[str, DatasetInfo] = {}
 
 def register_dataset(name: str, *, description: str, layout: str, split=DEFAULT_SPLIT,
                      needs_root: bool = True):
-    """Decorator registering ``loader(root, classes, image_size, **options)`` under ``name``."""
+    """Decorator registering ``lister(root, classes, **options) -> Listing`` under ``name``."""
 
-    def wrap(loader):
-        _DATASETS[name] = DatasetInfo(name, loader, description, layout, split, needs_root)
-        return loader
+    def wrap(lister):
+        _DATASETS[name] = DatasetInfo(name, lister, description, layout, split, needs_root)
+        return lister
 
     return wrap
 
@@ -93,10 +104,18 @@ def load_dataset(name: str, root=None, classes: int = 4, image_size: int | None 
     image_size : resize every image to this square size; ``None`` keeps the native size.
     options : format-specific options (e.g. ``n_subjects`` for ``synthetic``).
     """
+    listing, path = list_samples(name, root, classes, **options)
+    return assemble(name, listing.table, listing.decode, classes, image_size,
+                    root=None if path is None else str(path))
+
+
+def list_samples(name: str, root=None, classes: int = 7, **options) -> tuple[Listing, Path | None]:
+    """The images of a dataset without decoding them (e.g. to crop them one by one), and the
+    resolved root."""
     info = dataset_info(name)
     path = resolve_root(name, root)
     try:
-        return info.loader(path, classes=classes, image_size=image_size, **options)
+        return info.lister(path, classes=classes, **options), path
     except TypeError as err:
         if "unexpected keyword" in str(err):
             raise BenchError(f"dataset {name!r}: {err}") from None

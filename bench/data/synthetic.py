@@ -32,8 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..classes import CLASSES_7, class_set
-from .dataset import assemble
-from .registry import register_dataset
+from .registry import Listing, register_dataset
 
 WIDTH, HEIGHT = 128, 96  # native size, 4:3 like REED's 640x480 frames
 
@@ -219,6 +218,5 @@ def generate(n_subjects: int = 50, frames: int = 36, seed: int = 0,
 @register_dataset("synthetic", description="embedded synthetic infrared eye regions, generated "
                   "from a seed (50 subjects x 36-frame sequences by default)",
                   layout="(generated, no files)", needs_root=False)
-def load_synthetic(root=None, classes=4, image_size=None, n_subjects=50, frames=36, seed=0):
-    table = generate(n_subjects, frames, seed, class_set(classes))
-    return assemble("synthetic", table, lambda image: image, classes, image_size)
+def list_synthetic(root=None, classes=4, n_subjects=50, frames=36, seed=0) -> Listing:
+    return Listing(generate(n_subjects, frames, seed, class_set(classes)), lambda image: image)
