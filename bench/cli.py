@@ -21,7 +21,9 @@ from .classes import CLASS_SETS
 from .data import dataset_info, list_datasets, resolve_root
 from .device import resolve_device
 from .errors import BenchError
+from .eyecrop import DETECTORS, EyeCropper
 from .leaderboard import write_all, write_leaderboard
+from .prepare import FACE_DATASETS, MUG_LAYOUT, ON_MISS, prepare_emug, prepare_eyes
 from .presets import PRESETS, get_preset
 from .profiling import profile
 from .protocol import RunSpec, estimator_params, expected_settings, run_one, settings_of
@@ -102,6 +104,53 @@ def _positive(text: str) -> int:
     return value
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 128x64") from None
+    if width < 8 or height < 8:
+        raise argparse.ArgumentTypeError(f"must be at least 8x8, got {text}")
+    return width, height
+
+
+def _margin(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value:g}")
+    return value
+
+
+def _prepare_parser(sub) -> None:
+    prep = sub.add_parser("prepare", help="make eye-region datasets from face datasets")
+    kinds = prep.add_subparsers(dest="kind", required=True, metavar="{eyes,emug}")
+    eyes = kinds.add_parser("eyes", help="eye crops of a face dataset (ckplus, jaffe, rafdb, "
+                            "fer2013 or a face folder) in the REED layout")
+    eyes.add_argument("--dataset", required=True, choices=FACE_DATASETS)
+    eyes.add_argument("--data-root", help="dataset folder (default: $BENCH_DATA/<dataset>)")
+    emug = kinds.add_parser("emug", help="EMUG: eye crops of the MUG faces, frames without eyes "
+                            "dropped")
+    emug.add_argument("--mug-root", required=True, help=f"the MUG folder: {MUG_LAYOUT}")
+    for parser, miss in ((eyes, "fallback"), (emug, "drop")):
+        parser.add_argument("--out", required=True, help="output folder (REED layout + manifest.csv)")
+        parser.add_argument("--classes", type=int, default=7, choices=sorted(CLASS_SETS),
+                            help="emotions to keep (default 7)")
+        parser.add_argument("--detector", default="haar", choices=DETECTORS,
+                            help="haar: OpenCV cascades; fixed: the upper face band (default haar)")
+        parser.add_argument("--margin", type=_margin, default=0.15,
+                            help="margin around both eyes, fraction of their width (default 0.15)")
+        parser.add_argument("--size", type=_size, default=(128, 64), metavar="WxH",
+                            help="crop size in pixels (default 128x64)")
+        parser.add_argument("--on-miss", default=miss, choices=ON_MISS,
+                            help=f"when no eyes are found: fixed band or drop (default {miss})")
+        parser.add_argument("--preview", metavar="SHEET.png",
+                            help="write a contact sheet of random crops beside their faces")
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _data_args(parser) -> None:
     parser.add_argument("--dataset", default="synthetic", choices=list_datasets(),
                         help="dataset (default: synthetic, generated on the fly)")
@@ -167,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seconds of timed runs per measurement (default 1)")
     prof.add_argument("--out", default=DEFAULT_OUT,
                       help=f"writes <out>/profile.csv (default: {DEFAULT_OUT}/)")
+
+    _prepare_parser(sub)
 
     sub.add_parser("list", help="registered methods, datasets and presets")
 
@@ -327,8 +378,22 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_prepare(args) -> int:
+    cropper = EyeCropper(detector=args.detector, margin=args.margin, size=args.size)
+    common = dict(classes=args.classes, cropper=cropper, on_miss=args.on_miss,
+                  preview=args.preview, progress=not args.quiet)
+    if args.kind == "emug":
+        report = prepare_emug(args.mug_root, args.out, **common)
+    else:
+        report = prepare_eyes(args.dataset, args.data_root, args.out, **common)
+    print(report.summary())
+    if args.preview:
+        print(f"contact sheet: {args.preview}")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "stream": cmd_stream, "profile": cmd_profile, "list": cmd_list,
-            "leaderboard": cmd_leaderboard}
+            "leaderboard": cmd_leaderboard, "prepare": cmd_prepare}
 
 
 def main(argv=None) -> int:
