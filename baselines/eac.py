@@ -9,6 +9,11 @@ shapes the features, not the classifier). The consistency loss is the MSE betwee
 maps and the flipped image's maps flipped back; the total loss is cross-entropy on the erased image
 plus ``consistency`` (5) times it. The official recipe (Adam, lr 1e-4, weight decay 1e-4, x0.9 per
 epoch, batch 32, 60 epochs) is this method's ``paper`` preset; it works for 4 and 7 classes.
+
+The quick preset trains from scratch, where the class activation maps of a random ResNet-50 are
+large and a weight of 5 lets the consistency term swamp the classification loss (a first-epoch loss
+of 44; 27.6 % accuracy on ``synthetic``-4, seed 0, at 32 px and 8 epochs); it uses a weight of 1
+(44.4 % in the same run) and 32 px, since ResNet-50 runs twice per step here.
 """
 
 from __future__ import annotations
@@ -114,5 +119,6 @@ register(
     cost=Cost(params_m=23.52, mflops=4109.47),
     presets={"paper": dict(optimizer="adam", lr=1e-4, weight_decay=1e-4, scheduler="exponential",
                            gamma=0.9, batch_size=32, epochs=60),
-             "quick": {"epochs": 10, "batch_size": 32, "lr": 1e-3}},
+             "quick": {"epochs": 8, "batch_size": 32, "lr": 1e-3, "image_size": 32,
+                       "consistency": 1.0}},
 )

@@ -23,9 +23,13 @@ grey. Only training images are ever stylised; ``report_`` gives the class counts
 
 from __future__ import annotations
 
+import math
+from typing import ClassVar
+
 import cv2
 import numpy as np
 import torch.nn.functional as F
+from torch import nn
 
 from bench import Cost, EmotionClassifier, Reference, register
 from bench.pretrained import torchvision_network
@@ -96,6 +100,10 @@ class EfficientNetLDLClassifier(LabelDistributionStudent, EmotionClassifier):
     teacher_params, fer2013_root : the teacher's settings, as in :class:`ours.OursClassifier`.
     """
 
+    # from scratch, EfficientNet's running batch-norm averages lag its fast-moving weights and
+    # eval-mode predictions collapse to one class for most of a short schedule
+    precise_bn_images: ClassVar[int] = 512
+
     def __init__(self, *, epochs=600, batch_size=128, lr=1e-4, optimizer="sgd", momentum=0.8,
                  weight_decay=0.0, scheduler="constant", gamma=0.9, image_size=224, augment=True,
                  pretrained=False, device="auto", random_state=None, validation_fraction=0.2,
@@ -114,7 +122,14 @@ class EfficientNetLDLClassifier(LabelDistributionStudent, EmotionClassifier):
         self.fer2013_root = fer2013_root
 
     def build_network(self, n_classes):
-        return torchvision_network("efficientnet_b0", n_classes, self.pretrained)
+        network = torchvision_network("efficientnet_b0", n_classes, self.pretrained)
+        head = network.classifier[-1]
+        # torchvision draws the head from U(-1/sqrt(C), 1/sqrt(C)): fine for C = 1000, but for 4
+        # or 7 classes it starts with logits of several units (a loss near 5 instead of ln C) and
+        # training from scratch stalls; use the 1000-class range whatever C is
+        nn.init.uniform_(head.weight, -1 / math.sqrt(1000), 1 / math.sqrt(1000))
+        nn.init.zeros_(head.bias)
+        return network
 
     def fit(self, X, y, groups=None, *, validation_data=None, teacher=None):
         """Fit on ``X`` plus, with ``stylise``, stylised copies of the smaller classes; the teacher

@@ -7,7 +7,7 @@ neutral images of the test subject's calibration set, which the protocol hands t
 Decisions (no public code exists):
 
 * Network: torchvision's ``inception_v3`` without the auxiliary head, at ``image_size`` (299 in the
-  paper preset; Inception v3 needs at least 75 px, so the quick and smoke presets use 80 and 75).
+  paper preset; Inception v3 needs at least 75 px, so the quick and smoke presets use 75).
 * Only the subtraction is used; the neutral mean is not fed as an extra input (the patent allows
   both; the paper describes the subtraction).
 * The difference image (range -255..255) is stored as ``128 + difference / 2`` in uint8, so that
@@ -145,5 +145,5 @@ register(
     cost=Cost(params_m=21.79, mflops=5729.24, input_size=299,
               note="torchvision inception_v3 with 4 outputs at 299 px; the paper gives no cost"),
     profile_size=299,
-    presets={"smoke": {"image_size": 75}, "quick": {"image_size": 80, "epochs": 8}},
+    presets={"smoke": {"image_size": 75}, "quick": {"image_size": 75, "epochs": 5}},
 )

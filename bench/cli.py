@@ -19,7 +19,8 @@ import torch
 from . import __version__
 from .classes import CLASS_SETS
 from .data import dataset_info, list_datasets, resolve_root
-from .device import resolve_device
+from .device import configure_threads, resolve_device
+from .engine import engine_options
 from .errors import BenchError
 from .eyecrop import DETECTORS, EyeCropper
 from .leaderboard import write_all, write_leaderboard
@@ -114,6 +115,16 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _batch_sizes(text: str) -> tuple[int, int]:
+    try:
+        sizes = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list like 1,32") from None
+    if not sizes or sizes[0] != 1 or len(sizes) > 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or 1,N (N >= 1), got {text!r}")
+    return (1, sizes[-1])
+
+
 def _margin(text: str) -> float:
     try:
         value = float(text)
@@ -172,6 +183,17 @@ def _training_args(parser) -> None:
                         help="set an estimator parameter of every method that has it, e.g. "
                         "--param fer2013_root=DIR (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _engine_args(parser)
+
+
+def _engine_args(parser) -> None:
+    parser.add_argument("--channels-last", action="store_true",
+                        help="NHWC memory format (often faster on recent CPUs and GPUs)")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                        help="float16 autocast on CUDA (default on; no effect on the CPU)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument("--threads", type=_positive,
+                        help="CPU threads for PyTorch (default: the CPUs this process may use)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,8 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     prof.add_argument("--image-size", type=_positive,
                       help="input size (default: each method's native size, 224 for most)")
-    prof.add_argument("--batch-size", type=_positive, default=32,
-                      help="batch for the throughput measurement (default 32)")
+    prof.add_argument("--batch-sizes", type=_batch_sizes, default=(1, 32), metavar="1,N",
+                      help="batch-1 latency, then throughput at batch N (default 1,32; 1 alone "
+                      "skips throughput)")
+    prof.add_argument("--channels-last", action="store_true", help="time in NHWC memory format")
+    prof.add_argument("--amp", action="store_true", help="time float16 autocast (CUDA only)")
     prof.add_argument("--min-time", type=float, default=1.0,
                       help="seconds of timed runs per measurement (default 1)")
     prof.add_argument("--out", default=DEFAULT_OUT,
@@ -335,19 +360,26 @@ def cmd_profile(args) -> int:
         size = args.image_size or info.profile_size
         network = get_estimator(method).build_network(args.classes)
         cost = profile(network, size, device, min_time=args.min_time,
-                       throughput_batch=args.batch_size)
+                       throughput_batch=args.batch_sizes[1], channels_last=args.channels_last,
+                       amp=args.amp)
         rows.append({"method": method, "params_m": cost.params_m, "mflops": cost.mflops,
                      "latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
-                     "latency_device": cost.latency_device, "throughput": cost.throughput})
+                     "throughput": cost.throughput, "throughput_batch": cost.throughput_batch,
+                     "input_size": size, "device": cost.latency_device, "dtype": cost.dtype,
+                     "memory_format": cost.memory_format, "threads": cost.threads,
+                     "torch": cost.torch_version})
         ops = ", ".join(f"{k} x{v}" for k, v in sorted(cost.unsupported_ops.items()))
         notes.append(f"- {method}: input 3x{size}x{size}" + (f"; not counted: {ops}" if ops else ""))
     table = pd.DataFrame(rows)
     out = Path(args.out)
     atomic_write(out / "profile.csv", table.to_csv(index=False, float_format="%.6g"))
     print(f"Cost at {args.classes} classes, batch 1, eval mode; fvcore counts 1 multiply-add as "
-          f"1 FLOP; latency median (IQR) in ms; throughput in images/s at batch {args.batch_size}"
-          f"; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(table.to_markdown(index=False, floatfmt=".2f"))
+          f"1 FLOP; latency median (IQR) in ms; throughput in images/s at batch "
+          f"{args.batch_sizes[1]}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{rows[0]['dtype']}, {rows[0]['memory_format']}")
+    shown = ["method", "params_m", "mflops", "latency_ms", "latency_iqr_ms", "throughput",
+             "device"]
+    print(table[shown].to_markdown(index=False, floatfmt=".2f"))
     print("\n".join(notes))
     print(f"wrote {out / 'profile.csv'}")
     return 0
@@ -399,7 +431,12 @@ COMMANDS = {"run": cmd_run, "stream": cmd_stream, "profile": cmd_profile, "list"
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        options = {}
+        if hasattr(args, "compile"):  # run and stream train: their engine flags apply
+            configure_threads(args.threads)
+            options = dict(channels_last=args.channels_last, amp=args.amp, compile=args.compile)
+        with engine_options(**options):
+            return COMMANDS[args.command](args)
     except BenchError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .errors import BenchError
@@ -30,6 +32,21 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise BenchError("device 'mps' was asked for, but MPS is not available here")
     return dev
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity and container limits), not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set PyTorch's intra-op threads to ``threads`` (default: the usable CPUs) and return it."""
+    threads = threads or usable_cpus()
+    torch.set_num_threads(threads)
+    return threads
 
 
 def device_name(device: torch.device) -> str:

@@ -8,10 +8,12 @@ module), progress bars and the per-epoch history. A method supplies only its net
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -37,6 +39,71 @@ def cross_entropy_loss(network: nn.Module, inputs: torch.Tensor, targets: torch.
     return F.cross_entropy(logits, targets), logits
 
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine runs, as opposed to what it trains (which the estimator's parameters say).
+
+    ``channels_last`` stores activations NHWC (faster convolutions on recent CPUs and GPUs);
+    ``amp`` uses float16 autocast with loss scaling on CUDA (ignored on the CPU); ``compile``
+    wraps the network in ``torch.compile`` for training (falls back with a warning if the
+    platform cannot compile). Set them for a block with :func:`engine_options`, like
+    scikit-learn's ``config_context``; every run record stores the options in force.
+    """
+
+    channels_last: bool = False
+    amp: bool = True
+    compile: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_OPTIONS = EngineOptions()
+
+
+def get_engine_options() -> EngineOptions:
+    return _OPTIONS
+
+
+def set_engine_options(**changes) -> EngineOptions:
+    """Change the engine options for the rest of the process; returns the previous ones."""
+    global _OPTIONS
+    previous, _OPTIONS = _OPTIONS, replace(_OPTIONS, **changes)
+    return previous
+
+
+@contextlib.contextmanager
+def engine_options(**changes) -> Iterator[EngineOptions]:
+    """``with engine_options(channels_last=True): est.fit(X, y)``."""
+    previous = set_engine_options(**changes)
+    try:
+        yield _OPTIONS
+    finally:
+        set_engine_options(**previous.as_dict())
+
+
+def autocast(device: torch.device):
+    """float16 autocast on CUDA when ``amp`` is on; a no-op elsewhere."""
+    enabled = device.type == "cuda" and _OPTIONS.amp
+    return torch.autocast("cuda", dtype=torch.float16, enabled=enabled) if enabled \
+        else contextlib.nullcontext()
+
+
+def memory_format(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if _OPTIONS.channels_last else x
+
+
+def _compiled(network: nn.Module) -> nn.Module:
+    if not _OPTIONS.compile:
+        return network
+    try:
+        return torch.compile(network)
+    except Exception as err:  # noqa: BLE001 - any backend failure: train uncompiled
+        warnings.warn(f"torch.compile is unavailable here ({err}); training uncompiled",
+                      stacklevel=3)
+        return network
+
+
 @dataclass
 class TrainConfig:
     epochs: int
@@ -50,6 +117,9 @@ class TrainConfig:
     image_size: int = 224
     augment: bool = True
     selection_metric: str = "accuracy"
+    #: before each validation, recompute batch-norm statistics over this many training images
+    #: with the current weights (0: keep the running averages)
+    precise_bn_images: int = 0
     seed: int = 0
     verbose: int = 0
     desc: str = "train"
@@ -102,8 +172,13 @@ def predict_logits(network: nn.Module, X: np.ndarray, *, image_size: int, device
                    batch_size: int = 128) -> torch.Tensor:
     """Logits for every image of ``X`` (eval mode, no augmentation), on the CPU."""
     network.eval()
-    out = [network(normalize(to_input(X[idx], device, image_size))).float().cpu()
-           for idx in batches(len(X), batch_size, None, drop_last=False)]
+    if _OPTIONS.channels_last:
+        network.to(memory_format=torch.channels_last)
+    out = []
+    with autocast(device):
+        for idx in batches(len(X), batch_size, None, drop_last=False):
+            x = memory_format(normalize(to_input(X[idx], device, image_size)))
+            out.append(network(x).float().cpu())
     return torch.cat(out)
 
 
@@ -126,6 +201,37 @@ def _better(scores: dict, best: dict | None, metric: str) -> bool:
     return (scores[key], -scores["val_loss"]) > (best[key], -best["val_loss"])
 
 
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               images: np.ndarray, targets: torch.Tensor, cfg: TrainConfig,
+               generator: torch.Generator, device: torch.device,
+               loss_fn: LossFn = cross_entropy_loss) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a uint8 batch; returns the (detached) loss and logits."""
+    x = to_input(images, device, cfg.image_size)
+    if cfg.augment:
+        x = augment(x, generator)
+    with autocast(device):
+        loss, logits = loss_fn(model, memory_format(normalize(x)), targets)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return loss.detach(), logits.detach()
+
+
+def recompute_bn_stats(network: nn.Module, X: np.ndarray, n_images: int, image_size: int,
+                       device: torch.device, generator: torch.Generator, batch_size: int = 64):
+    """Batch-norm running statistics recomputed as plain averages over ``n_images`` random
+    training images with the current weights ("precise BN"). Running averages lag behind
+    weights that move fast, which on small data can leave a network that fits its batches
+    predicting one class in eval mode; EfficientNet trained from scratch does."""
+    chosen = torch.randperm(len(X), generator=generator)[:n_images].sort().values.numpy()
+    with torch.no_grad():
+        inputs = [memory_format(normalize(to_input(X[chosen[i:i + batch_size]], device,
+                                                   image_size)))
+                  for i in range(0, len(chosen), batch_size)]
+        torch.optim.swa_utils.update_bn(inputs, network)
+
+
 def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainConfig,
           device: torch.device, loss_fn: LossFn = cross_entropy_loss,
           X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> TrainResult:
@@ -135,8 +241,12 @@ def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainCo
         raise ValueError("training needs at least two images")
     generator = torch.Generator().manual_seed(cfg.seed)
     network.to(device)
+    if _OPTIONS.channels_last:
+        network.to(memory_format=torch.channels_last)
+    model = _compiled(network)
     opt = make_optimizer([p for p in network.parameters() if p.requires_grad], cfg)
     sched = make_scheduler(opt, cfg)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and _OPTIONS.amp)
     targets = targets.to(device)
     history, best, best_state, best_epoch = [], None, None, cfg.epochs
     bar = tqdm(range(1, cfg.epochs + 1), desc=cfg.desc, disable=not cfg.verbose, leave=False,
@@ -144,29 +254,28 @@ def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainCo
     for epoch in bar:
         start = time.perf_counter()
         network.train()
-        total, correct, seen = 0.0, 0, 0
+        total = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
         for idx in batches(len(X), cfg.batch_size, generator, drop_last=True):
-            x = to_input(X[idx], device, cfg.image_size)
-            if cfg.augment:
-                x = augment(x, generator)
             t = targets[torch.from_numpy(idx).to(device)]
-            loss, logits = loss_fn(network, normalize(x), t)
-            if not torch.isfinite(loss):
-                raise BenchError(
-                    f"the training loss became {loss.item()} at epoch {epoch}; lower the learning "
-                    f"rate (now {cfg.lr:g}) or check the data"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-            hard = t if t.ndim == 1 else t.argmax(1)
-            correct += int((logits.argmax(1) == hard).sum())
+            loss, logits = train_step(model, opt, scaler, X[idx], t, cfg, generator, device,
+                                      loss_fn)
+            total += loss * len(idx)  # summed on the device: no synchronisation per step
+            correct += (logits.argmax(1) == (t if t.ndim == 1 else t.argmax(1))).sum()
             seen += len(idx)
+        total, correct = total.item(), correct.item()
+        if not math.isfinite(total):
+            raise BenchError(
+                f"the training loss became {total / seen} in epoch {epoch}; lower the learning "
+                f"rate (now {cfg.lr:g}) or check the data")
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": total / seen,
                "train_accuracy": correct / seen}
         if sched is not None:
             sched.step()
+        if cfg.precise_bn_images:
+            recompute_bn_stats(network, X, cfg.precise_bn_images, cfg.image_size, device,
+                               generator)
         if X_val is not None and len(X_val):
             row.update(validation_scores(
                 predict_logits(network, X_val, image_size=cfg.image_size, device=device,

@@ -24,6 +24,11 @@ class Preset:
     latency_time: float = 1.0
     #: at most this many evenly spaced frames of each training/validation sequence (None = all)
     train_frames: int | None = None
+    #: at most this many evenly spaced frames of each test sequence are scored (None = all)
+    test_frames: int | None = None
+    #: batch of the throughput measurement in each run record (0: latency only; ``bench
+    #: profile`` always measures throughput)
+    throughput_batch: int = 32
 
 
 PRESETS = {
@@ -31,14 +36,14 @@ PRESETS = {
         "smoke", "seconds: 2 epochs at 32 px on 4 frames of each training sequence, for tests",
         dict(epochs=2, batch_size=32, image_size=32, optimizer="adamw", lr=2e-3,
              weight_decay=1e-4, scheduler="constant", pretrained=False),
-        latency_time=0.05, train_frames=4,
+        latency_time=0.05, train_frames=4, test_frames=8, throughput_batch=0,
     ),
     "quick": Preset(
-        "quick", "minutes on a 2-core CPU: 15 epochs at 48 px on 12 frames of each training "
-        "sequence, AdamW with a cosine schedule",
-        dict(epochs=15, batch_size=64, image_size=48, optimizer="adamw", lr=3e-3,
+        "quick", "the whole board in minutes on a 2-core CPU: 10 epochs at 48 px on 4 frames "
+        "of each training sequence, AdamW with a cosine schedule",
+        dict(epochs=10, batch_size=32, image_size=48, optimizer="adamw", lr=3e-3,
              weight_decay=5e-2, scheduler="cosine", pretrained=False),
-        latency_time=0.5, train_frames=12,
+        latency_time=0.25, train_frames=4, test_frames=12, throughput_batch=0,
     ),
     "paper": Preset(
         "paper", "the paper's recipe: 600 epochs at 224 px, SGD momentum 0.8, lr 1e-4, batch "

@@ -105,10 +105,14 @@ def _cuda_times(fn, device, min_time: float, warmup: int) -> np.ndarray:
 
 
 def time_forward(model: nn.Module, x: torch.Tensor, min_time: float = 1.0,
-                 warmup: int = 3) -> tuple[float, float]:
-    """(median, IQR) in ms of ``model(x)`` under ``inference_mode`` on ``x``'s device."""
+                 warmup: int = 3, amp: bool = False) -> tuple[float, float]:
+    """(median, IQR) in ms of ``model(x)`` under ``inference_mode`` on ``x``'s device
+    (float16 autocast when ``amp`` and on CUDA)."""
+    use_amp = amp and x.device.type == "cuda"
+
     def run():
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16,
+                                                    enabled=use_amp):
             model(x)
 
     if x.device.type == "cuda":
@@ -128,8 +132,12 @@ def time_forward(model: nn.Module, x: torch.Tensor, min_time: float = 1.0,
 
 
 def profile(model: nn.Module, input_size: int = 224, device="cpu", *, latency: bool = True,
-            min_time: float = 1.0, throughput_batch: int = 32) -> CostProfile:
-    """Params, MFLOPs and (optionally) batch-1 latency and throughput of ``model``."""
+            min_time: float = 1.0, throughput_batch: int = 32, channels_last: bool = False,
+            amp: bool = False) -> CostProfile:
+    """Params, MFLOPs and (optionally) batch-1 latency and throughput of ``model``.
+
+    ``channels_last`` times the network and inputs in NHWC; ``amp`` times float16 autocast on
+    CUDA (ignored on the CPU, where the record keeps ``dtype`` float32)."""
     mflops, unsupported = count_mflops(model, input_size)
     result = CostProfile(params_m=count_params(model), mflops=mflops, input_size=input_size,
                          unsupported_ops=unsupported)
@@ -137,11 +145,21 @@ def profile(model: nn.Module, input_size: int = 224, device="cpu", *, latency: b
         return result
     dev = resolve_device(device)
     net = copy.deepcopy(model).to(dev).eval()
-    x1 = torch.randn(1, 3, input_size, input_size, device=dev)
-    result.latency_ms, result.latency_iqr_ms = time_forward(net, x1, min_time)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt)
+    use_amp = amp and dev.type == "cuda"
+
+    def sample(batch):
+        return torch.randn(batch, 3, input_size, input_size, device=dev).contiguous(
+            memory_format=fmt)
+
+    result.latency_ms, result.latency_iqr_ms = time_forward(net, sample(1), min_time,
+                                                            amp=use_amp)
+    result.dtype = "float16 autocast" if use_amp else "float32"
+    result.memory_format = "channels_last" if channels_last else "contiguous"
     if throughput_batch and throughput_batch > 1:
-        xb = torch.randn(throughput_batch, 3, input_size, input_size, device=dev)
-        batch_ms, _ = time_forward(net, xb, min_time, warmup=1)
+        batch_ms, _ = time_forward(net, sample(throughput_batch), min_time, warmup=1,
+                                   amp=use_amp)
         result.throughput = throughput_batch / (batch_ms / 1e3)
         result.throughput_batch = throughput_batch
     result.threads = torch.get_num_threads()

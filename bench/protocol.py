@@ -8,7 +8,8 @@ What a run does, for every method alike (:func:`train_on_split` does steps 1-4):
 
 1. load the dataset and split it by subject for this seed (:mod:`bench.splits`), keeping at most
    the preset's ``train_frames`` evenly spaced frames of each training and validation sequence;
-2. set aside each test subject's calibration images, which no method is scored on, and, with
+2. set aside each test subject's calibration images, which no method is scored on, keep at most
+   the preset's ``test_frames`` evenly spaced frames of each remaining test sequence, and, with
    ``label_noise``, replace that fraction of the training labels by other classes;
 3. ``fit`` on the training split, choosing the best epoch on the validation split; methods that
    declare ``frame_order`` also get ``sequences``, and methods that declare ``needs_teacher`` get
@@ -33,6 +34,7 @@ from sklearn.base import clone
 
 from .data import EmotionDataset, dataset_info, load_dataset, resolve_root
 from .device import resolve_device
+from .engine import get_engine_options
 from .errors import BenchError
 from .estimator import EmotionClassifier
 from .metrics import classification_metrics
@@ -176,15 +178,20 @@ class TrainedRun:
 
 
 def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbose: int = 0,
-                   score_uncalibrated: bool = True) -> TrainedRun:
-    """Load, split, fit (with a shared teacher where declared) and calibrate one run."""
+                   score_uncalibrated: bool = True, whole_test: bool = False) -> TrainedRun:
+    """Load, split, fit (with a shared teacher where declared) and calibrate one run.
+
+    ``whole_test`` keeps every test frame even when the preset scores a subset (streaming needs
+    the full sequences)."""
     est = build_estimator(spec, estimator, verbose=verbose)
     dataset = dataset_for(spec, est.image_size)
     est.set_params(classes=list(dataset.class_names))
     split = make_split(dataset, spec.seed, dataset_info(spec.dataset).split, spec.calibration_share)
-    frames = get_preset(spec.preset).train_frames
-    split = replace(split, train=thin_sequences(dataset, split.train, frames),
-                    val=thin_sequences(dataset, split.val, frames))
+    preset = get_preset(spec.preset)
+    split = replace(split, train=thin_sequences(dataset, split.train, preset.train_frames),
+                    val=thin_sequences(dataset, split.val, preset.train_frames))
+    if not whole_test:  # after calibration was set aside, so calibration is the same either way
+        split = replace(split, test=thin_sequences(dataset, split.test, preset.test_frames))
     run = TrainedRun(spec, est, dataset, split, 0.0, False)
     run.train_labels = noisy_labels(dataset.label_names[split.train], dataset.class_names,
                                     spec.label_noise, spec.seed)
@@ -256,8 +263,10 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
     kind = type(est).calibration
 
     profile_size = spec.profile_size or (info.profile_size if info else 224)
+    preset = get_preset(spec.preset)
     cost = profile(est.inference_network(), profile_size, resolve_device(spec.device),
-                   latency=spec.latency, min_time=get_preset(spec.preset).latency_time)
+                   latency=spec.latency, min_time=preset.latency_time,
+                   throughput_batch=preset.throughput_batch)
     params = est.get_params()
     record = {
         "method": spec.method,
@@ -288,7 +297,8 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
         "best_epoch": est.best_epoch_,
         "image_size": params["image_size"],
         "pretrained": bool(params.get("pretrained")),
-        "train_frames": get_preset(spec.preset).train_frames,
+        "train_frames": preset.train_frames,
+        "test_frames": preset.test_frames,
         "label_noise": spec.label_noise,
         "noisy_labels": int((run.train_labels != dataset.label_names[split.train]).sum()),
         "n_train": len(split.train),
@@ -303,6 +313,7 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
         "params": params,
         "spec": asdict(spec),
         "history": est.history_,
+        "engine": get_engine_options().as_dict(),
         "environment": environment(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -45,7 +45,7 @@ def stream_benchmark(spec: RunSpec, thresholds=None, verbose: int = 0) -> pd.Dat
     """Train ``spec.method`` on its split, then replay the test frames; one row per threshold
     (default: the one the method uses), with the no-skip pass measured in the same run."""
     check_streaming(spec.method)
-    run = train_on_split(spec, verbose=verbose, score_uncalibrated=False)
+    run = train_on_split(spec, verbose=verbose, score_uncalibrated=False, whole_test=True)
     est = run.estimator
     X, y, groups = run.part("test")
     sequences = run.dataset.sequences[run.split.test]

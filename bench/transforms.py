@@ -29,7 +29,10 @@ def check_images(X) -> np.ndarray:
 
 def to_input(images: np.ndarray, device: torch.device, image_size: int) -> torch.Tensor:
     """uint8 ``(B, H, W[, C])`` -> float ``(B, 3, S, S)`` in [0, 1] on ``device``."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device, non_blocking=True)
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    if device.type == "cuda":  # pinned host memory lets the copy overlap with compute
+        x = x.pin_memory()
+    x = x.to(device, non_blocking=True)
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
     x = x[:, :3].float().div_(255.0)
     if x.shape[1] == 1:

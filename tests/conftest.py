@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,9 @@ from PIL import Image
 from bench.data import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
+# the tests never read or fill the user's dataset cache
+os.environ["BENCH_CACHE"] = tempfile.mkdtemp(prefix="bench-test-cache-")
+
 CKPLUS = Path(os.environ.get("BENCH_CKPLUS", REPO.parent / "shared" / "data" / "ck-plus"))
 
 #: the smallest estimator settings that still exercise every code path

@@ -80,11 +80,22 @@ def test_parse_seeds():
 
 def test_profile_reports_the_papers_cost(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "profile", "--methods", "shufflenet-v2", "--classes", "4",
-                           "--out", str(tmp_path), "--min-time", "0.05", "--batch-size", "2")
+                           "--out", str(tmp_path), "--min-time", "0.05", "--batch-sizes", "1,2")
     assert code == 0 and "1.26" in out and "147.79" in out and "1 multiply-add" in out
     table = pd.read_csv(tmp_path / "profile.csv")
     assert list(table.columns) == ["method", "params_m", "mflops", "latency_ms", "latency_iqr_ms",
-                                   "latency_device", "throughput"]
+                                   "throughput", "throughput_batch", "input_size", "device",
+                                   "dtype", "memory_format", "threads", "torch"]
+    assert table.loc[0, "throughput_batch"] == 2 and table.loc[0, "dtype"] == "float32"
+
+
+def test_profile_channels_last_is_recorded(capsys, tmp_path):
+    code, _, _ = run_cli(capsys, "profile", "--methods", "shufflenet-v2", "--out", str(tmp_path),
+                         "--min-time", "0.01", "--batch-sizes", "1", "--channels-last",
+                         "--image-size", "64")
+    table = pd.read_csv(tmp_path / "profile.csv")
+    assert code == 0 and table.loc[0, "memory_format"] == "channels_last"
+    assert pd.isna(table.loc[0, "throughput"])
 
 
 def test_module_entry_point_has_no_traceback_for_missing_data(tmp_path):

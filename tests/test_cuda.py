@@ -26,3 +26,22 @@ def test_fit_and_predict_on_cuda(tiny_synthetic):
     assert est.device_.startswith("cuda")
     assert next(est.network_.parameters()).is_cuda
     assert est.predict(d.images[:4]).shape == (4,)
+
+
+def test_amp_and_channels_last_training_on_cuda(tiny_synthetic):
+    from bench.engine import engine_options
+
+    d = tiny_synthetic
+    with engine_options(amp=True, channels_last=True):
+        est = get_estimator("shufflenet-v2", **{**TINY, "device": "cuda"})
+        est.fit(d.images, d.label_names, d.subjects)
+        proba = est.predict_proba(d.images[:8])
+    assert proba.dtype.kind == "f" and abs(proba.sum(1) - 1).max() < 1e-3
+    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in est.history_)
+
+
+def test_amp_latency_is_recorded_as_float16():
+    net = torchvision.models.shufflenet_v2_x1_0(num_classes=4)
+    cost = profile(net, 224, "cuda", min_time=0.1, throughput_batch=0, amp=True,
+                   channels_last=True)
+    assert cost.dtype == "float16 autocast" and cost.memory_format == "channels_last"

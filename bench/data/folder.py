@@ -9,13 +9,14 @@ ordered by natural file-name order (``2.png`` before ``10.png``).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import DatasetError
-from .images import is_image_file, read_image
+from .images import IMAGE_SUFFIXES, read_image
 from .registry import Listing, register_dataset
 
 LAYOUT = (
@@ -30,22 +31,32 @@ def natural_key(text: str):
 
 
 def list_folder(root: Path) -> pd.DataFrame:
-    """One row per image file of the subject/emotion[/sequence] layout."""
+    """One row per image file of the subject/emotion[/sequence] layout (``os.scandir``, since
+    a warm cached load is mostly this walk)."""
     rows = []
-    for subject_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for emotion_dir in sorted(p for p in subject_dir.iterdir() if p.is_dir()):
-            files = sorted(
-                (p for p in emotion_dir.rglob("*") if is_image_file(p)),
-                key=lambda p: natural_key(str(p.relative_to(emotion_dir))),
-            )
-            for frame, path in enumerate(files):
-                sub = path.parent.relative_to(emotion_dir).as_posix()
-                seq = f"{subject_dir.name}/{emotion_dir.name}" + ("" if sub == "." else f"/{sub}")
-                rows.append((path, str(path), emotion_dir.name, subject_dir.name, seq, frame))
+    for subject in _dirs(str(root)):
+        for emotion in _dirs(os.path.join(root, subject)):
+            base = os.path.join(root, subject, emotion)
+            files = []
+            for folder, dirs, names in os.walk(base):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                rel = os.path.relpath(folder, base)
+                files += [(rel, n) for n in names
+                          if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith(".")]
+            files.sort(key=lambda f: natural_key(f[1] if f[0] == "." else f"{f[0]}/{f[1]}"))
+            for frame, (rel, name) in enumerate(files):
+                path = os.path.join(base, name) if rel == "." else os.path.join(base, rel, name)
+                seq = f"{subject}/{emotion}" + ("" if rel == "." else "/" + rel.replace(os.sep, "/"))
+                rows.append((path, path, emotion, subject, seq, frame))
     table = pd.DataFrame(rows, columns=["source", "file", "label", "subject", "sequence", "frame"])
     if table.empty:
         raise DatasetError(f"no images in the subject/emotion layout under {root}")
     return table
+
+
+def _dirs(path: str) -> list[str]:
+    with os.scandir(path) as entries:
+        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
 
 
 def lister(root, classes=4) -> Listing:

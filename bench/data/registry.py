@@ -6,6 +6,7 @@ Each format lives in its own module and registers itself with a description, the
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from ..errors import BenchError, DatasetError
+from .cache import cache_dir, dataset_key, load_cached, store
 from .dataset import EmotionDataset, assemble
 
 
@@ -93,7 +95,7 @@ def resolve_root(name: str, root=None) -> Path | None:
 
 
 def load_dataset(name: str, root=None, classes: int = 4, image_size: int | None = None,
-                 **options) -> EmotionDataset:
+                 cache: bool = True, **options) -> EmotionDataset:
     """Load a registered dataset.
 
     Parameters
@@ -102,11 +104,36 @@ def load_dataset(name: str, root=None, classes: int = 4, image_size: int | None 
     root : the data folder (or file); default ``$BENCH_DATA/<name>``.
     classes : 4 or 7 (see :mod:`bench.classes`); other classes are dropped and counted.
     image_size : resize every image to this square size; ``None`` keeps the native size.
+    cache : read and store the decoded arrays in the on-disk cache (:mod:`bench.data.cache`;
+        ``$BENCH_CACHE=off`` turns it off everywhere).
     options : format-specific options (e.g. ``n_subjects`` for ``synthetic``).
     """
+    info = dataset_info(name)
+    use_cache = cache and cache_dir() is not None
+    if use_cache and not info.needs_root:  # generated: the key needs no listing
+        _check_options(info, options)
+        path = resolve_root(name, root)
+        key = dataset_key(name, path, classes, image_size, options, info.lister)
+        if (hit := load_cached(key)) is not None:
+            return hit
     listing, path = list_samples(name, root, classes, **options)
-    return assemble(name, listing.table, listing.decode, classes, image_size,
+    if use_cache and info.needs_root:
+        key = dataset_key(name, path, classes, image_size, options, info.lister, listing.table,
+                          extra_files=[path] if path is not None and path.is_file() else ())
+        if (hit := load_cached(key)) is not None:
+            return hit
+    data = assemble(name, listing.table, listing.decode, classes, image_size,
                     root=None if path is None else str(path))
+    if use_cache:
+        store(key, data)
+    return data
+
+
+def _check_options(info: DatasetInfo, options: dict) -> None:
+    try:
+        inspect.signature(info.lister).bind(None, classes=4, **options)
+    except TypeError as err:
+        raise BenchError(f"dataset {info.name!r}: {err}") from None
 
 
 def list_samples(name: str, root=None, classes: int = 7, **options) -> tuple[Listing, Path | None]:

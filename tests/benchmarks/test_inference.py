@@ -25,5 +25,5 @@ def test_inference_batch1(benchmark, name):
 
 
 def test_synthetic_generation(benchmark):
-    data = benchmark(load_dataset, "synthetic", classes=4, n_subjects=5, frames=8)
+    data = benchmark(load_dataset, "synthetic", classes=4, n_subjects=5, frames=8, cache=False)
     assert len(data) == 5 * 4 * 8

@@ -1,0 +1,63 @@
+"""Engine options: scoped like scikit-learn's config_context, recorded, and harmless on the CPU."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from bench import get_estimator
+from bench.engine import engine_options, get_engine_options, predict_logits
+
+from .conftest import TINY
+
+
+def test_engine_options_are_scoped_and_restored():
+    before = get_engine_options()
+    with engine_options(channels_last=True, compile=True) as inside:
+        assert inside.channels_last and inside.compile and get_engine_options() is inside
+    assert get_engine_options() == before
+    with pytest.raises(TypeError):
+        with engine_options(no_such_option=True):
+            pass
+
+
+def test_channels_last_inference_gives_the_same_logits(tiny_synthetic):
+    d = tiny_synthetic
+    est = get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
+    plain = predict_logits(est.network_, d.images[:16], image_size=32, device=torch.device("cpu"))
+    with engine_options(channels_last=True):
+        nhwc = predict_logits(est.network_, d.images[:16], image_size=32,
+                              device=torch.device("cpu"))
+    np.testing.assert_allclose(plain.numpy(), nhwc.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_training_with_channels_last_and_amp_on_the_cpu(tiny_synthetic):
+    d = tiny_synthetic
+    with engine_options(channels_last=True, amp=True):  # amp is a no-op without CUDA
+        est = get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
+    assert est.predict(d.images[:4]).shape == (4,)
+
+
+def test_compile_failure_falls_back_with_a_warning(tiny_synthetic, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    d = tiny_synthetic
+    with engine_options(compile=True), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
+    assert any("training uncompiled" in str(w.message) for w in caught)
+    assert len(est.history_) == TINY["epochs"]
+
+
+def test_records_carry_the_engine_options():
+    from bench import evaluate
+
+    with engine_options(channels_last=True):
+        record = evaluate("shufflenet-v2", "synthetic", 4, seeds=[0], preset="smoke",
+                          latency=False, dataset_options=dict(n_subjects=5, frames=4))[0]
+    assert record["engine"] == {"channels_last": True, "amp": True, "compile": False}
