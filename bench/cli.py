@@ -8,7 +8,9 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ import pandas as pd
 import torch
 
 from . import __version__
+from .checkpoint import checkpointing
 from .classes import CLASS_SETS
 from .data import dataset_info, list_datasets, resolve_root
 from .device import configure_threads, resolve_device
@@ -212,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--label-noise", type=_fraction, default=0.0, metavar="P",
                      help="replace a fraction P of the training labels by another class (seeded; "
                      "validation and test stay clean); results go to a board of their own")
+    run.add_argument("--strict", action="store_true",
+                     help="stop on unreadable image files instead of skipping and counting them")
     run.add_argument("--force", action="store_true",
                      help="rerun runs whose records already exist with the same settings")
 
@@ -305,15 +310,23 @@ def cmd_run(args) -> int:
     for seed in seeds:
         for method in methods:
             spec = RunSpec(method, args.dataset, args.classes, seed, root, args.preset,
-                           dict(params[method]), args.device, label_noise=args.label_noise)
+                           dict(params[method]), args.device, label_noise=args.label_noise,
+                           strict=args.strict)
             path = run_path(out, args.dataset, args.classes, method, seed, args.label_noise)
             if not args.force and _existing(path, expected_settings(spec)):
                 print(f"{method} seed {seed}: done before ({path}), skipped; --force reruns",
                       flush=True)
                 continue
             start = time.perf_counter()
-            record = run_one(spec, verbose=0 if args.quiet else 1)
+            checkpoints = out / "checkpoints" / path.stem
+            if args.force:
+                shutil.rmtree(checkpoints, ignore_errors=True)
+            with checkpointing(checkpoints):
+                record = run_one(spec, verbose=0 if args.quiet else 1)
             write_record(out, record)
+            shutil.rmtree(checkpoints, ignore_errors=True)  # the record supersedes them
+            with contextlib.suppress(OSError):
+                checkpoints.parent.rmdir()  # only when no other run left checkpoints there
             print(f"{method} seed {seed}: accuracy {record['accuracy']:.3f}, macro F1 "
                   f"{record['macro_f1']:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
     _, markdown = write_leaderboard(out, args.dataset, args.classes, label_noise=args.label_noise)
@@ -440,8 +453,15 @@ def main(argv=None) -> int:
     except BenchError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
+    except torch.cuda.OutOfMemoryError:
+        batch = getattr(args, "batch_size", None)
+        print("bench: error: the GPU ran out of memory; use a smaller batch (--param "
+              "batch_size=16, or half the preset's), a smaller --image-size, or --device cpu"
+              + (f" (batch was {batch})" if batch else ""), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("bench: interrupted; finished runs are saved and are skipped when you rerun",
+        print("bench: interrupted; finished runs are saved and skipped when you rerun, and the run "
+              "in progress resumes from its last finished epoch",
               file=sys.stderr)
         return 130
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .errors import BenchError
 from .transforms import augment, normalize, to_input
 
@@ -240,6 +242,7 @@ def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainCo
     if len(X) < 2:
         raise ValueError("training needs at least two images")
     generator = torch.Generator().manual_seed(cfg.seed)
+    ckpt = checkpoint_path(network, X, targets, cfg)
     network.to(device)
     if _OPTIONS.channels_last:
         network.to(memory_format=torch.channels_last)
@@ -249,8 +252,21 @@ def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainCo
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and _OPTIONS.amp)
     targets = targets.to(device)
     history, best, best_state, best_epoch = [], None, None, cfg.epochs
-    bar = tqdm(range(1, cfg.epochs + 1), desc=cfg.desc, disable=not cfg.verbose, leave=False,
-               unit="epoch", dynamic_ncols=True)
+    first = 1
+    if (state := load_checkpoint(ckpt)) is not None:
+        network.load_state_dict(state["network"])
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        history, best, best_state = state["history"], state["best"], state["best_state"]
+        best_epoch, first = state["best_epoch"], state["epoch"] + 1
+        print(f"{cfg.desc}: resuming after epoch {state['epoch']} of {cfg.epochs} from {ckpt}",
+              file=sys.stderr, flush=True)
+    bar = tqdm(range(first, cfg.epochs + 1), desc=cfg.desc, disable=not cfg.verbose,
+               leave=False, unit="epoch", dynamic_ncols=True)
     for epoch in bar:
         start = time.perf_counter()
         network.train()
@@ -285,6 +301,13 @@ def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainCo
                 best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
         row["seconds"] = time.perf_counter() - start
         history.append(row)
+        if ckpt is not None:
+            save_checkpoint(ckpt, {
+                "epoch": epoch, "network": network.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": None if sched is None else sched.state_dict(),
+                "scaler": scaler.state_dict(), "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(), "history": history, "best": best,
+                "best_state": best_state, "best_epoch": best_epoch})
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()
                          if k in ("train_loss", "val_accuracy") and not math.isnan(v)})
     if best_state is not None:

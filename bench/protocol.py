@@ -35,7 +35,7 @@ from sklearn.base import clone
 from .data import EmotionDataset, dataset_info, load_dataset, resolve_root
 from .device import resolve_device
 from .engine import get_engine_options
-from .errors import BenchError
+from .errors import BenchError, DatasetError
 from .estimator import EmotionClassifier
 from .metrics import classification_metrics
 from .presets import get_preset, preset_params
@@ -64,6 +64,8 @@ class RunSpec:
     dataset_options: dict = field(default_factory=dict)
     #: fraction of training labels replaced by another class (validation and test stay clean)
     label_noise: float = 0.0
+    #: refuse a dataset with unreadable images instead of skipping and counting them
+    strict: bool = False
 
 
 def estimator_params(spec: RunSpec) -> dict:
@@ -97,8 +99,13 @@ def _cached_dataset(name, root, classes, image_size, options) -> EmotionDataset:
 def dataset_for(spec: RunSpec, image_size: int) -> EmotionDataset:
     """The dataset of ``spec`` at ``image_size``; the last one loaded stays in memory, so the
     seeds of a method share one load."""
-    return _cached_dataset(spec.dataset, spec.root, spec.classes, image_size,
+    data = _cached_dataset(spec.dataset, spec.root, spec.classes, image_size,
                            tuple(sorted(spec.dataset_options.items())))
+    if spec.strict and data.skipped:
+        shown = "; ".join(data.skipped[:5]) + ("; ..." if len(data.skipped) > 5 else "")
+        raise DatasetError(f"{spec.dataset}: {len(data.skipped)} unreadable image(s) and --strict "
+                           f"was given: {shown}")
+    return data
 
 
 _teachers: dict = {}
@@ -161,6 +168,8 @@ class TrainedRun:
     uncalibrated: dict | None = None
     #: the training labels the method saw (with ``label_noise``, some are wrong)
     train_labels: np.ndarray | None = None
+    #: classes of the class set with no image in a split part, by part
+    missing_classes: dict = field(default_factory=dict)
 
     def part(self, name: str):
         """(images, label names, subjects) of a split part."""
@@ -193,6 +202,7 @@ def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
     if not whole_test:  # after calibration was set aside, so calibration is the same either way
         split = replace(split, test=thin_sequences(dataset, split.test, preset.test_frames))
     run = TrainedRun(spec, est, dataset, split, 0.0, False)
+    run.missing_classes = _missing_classes(dataset, split)
     run.train_labels = noisy_labels(dataset.label_names[split.train], dataset.class_names,
                                     spec.label_noise, spec.seed)
     train = run.part("train")
@@ -212,6 +222,22 @@ def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
         run.train_s += run.estimator.teacher_["train_s"]
     _calibrate(run, score_uncalibrated)
     return run
+
+
+def _missing_classes(dataset: EmotionDataset, split) -> dict:
+    """Classes without a single image in the training or test part: reported, with a warning,
+    rather than refused, since a small private dataset may simply lack them (the network keeps
+    every output; such a class cannot be predicted correctly, or scored, in that seed)."""
+    missing = {}
+    for part in ("train", "test"):
+        present = set(dataset.label_names[getattr(split, part)])
+        absent = [c for c in dataset.class_names if c not in present]
+        if absent:
+            missing[part] = absent
+            warnings.warn(f"{dataset.name}: no {part} image of {', '.join(absent)} in this "
+                          "split; the run goes on and its record lists them (missing_classes)",
+                          stacklevel=3)
+    return missing
 
 
 def noisy_labels(labels: np.ndarray, class_names, fraction: float, seed: int) -> np.ndarray:
@@ -300,6 +326,7 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
         "train_frames": preset.train_frames,
         "test_frames": preset.test_frames,
         "label_noise": spec.label_noise,
+        "missing_classes": run.missing_classes,
         "noisy_labels": int((run.train_labels != dataset.label_names[split.train]).sum()),
         "n_train": len(split.train),
         "n_val": len(split.val),
@@ -324,6 +351,7 @@ def settings_of(record: dict) -> dict:
     """What must match for two records to be comparable (everything but the seed and timings)."""
     spec = dict(record.get("spec", {}))
     spec.pop("seed", None)
+    spec.pop("strict", None)  # how unreadable files are handled, not what was measured
     params = dict(record.get("params", {}))
     for key in ("random_state", "verbose", "device", "classes"):
         params.pop(key, None)

@@ -1,0 +1,70 @@
+"""Epoch checkpoints, so that a killed run continues where it stopped instead of starting over.
+
+Inside ``with checkpointing(folder):`` every :func:`bench.engine.train` call saves its state after
+each epoch (weights, optimiser, schedule, loss scaler, random generators, history and best epoch so
+far) to ``folder/<key>.pt``, atomically, and resumes from that file when it finds one. The key is a
+hash of everything the training depends on (network class and initial weights, training images and
+targets, the engine settings), so a checkpoint is only ever resumed by the very same training: a
+teacher, a student and an encoder of one run each get their own, and changed data or settings start
+afresh. ``bench run`` checkpoints each run in ``<out>/checkpoints/<run>/`` and deletes the folder
+once the run's record is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .records import atomic_write
+
+_FOLDER: Path | None = None
+
+
+@contextlib.contextmanager
+def checkpointing(folder):
+    """Checkpoint every training inside the block in ``folder`` (``None``: no checkpoints)."""
+    global _FOLDER
+    previous, _FOLDER = _FOLDER, None if folder is None else Path(folder)
+    try:
+        yield _FOLDER
+    finally:
+        _FOLDER = previous
+
+
+def checkpoint_path(network: torch.nn.Module, X: np.ndarray, targets: torch.Tensor,
+                    cfg) -> Path | None:
+    """Where this training's checkpoint lives, or ``None`` outside :func:`checkpointing`."""
+    if _FOLDER is None:
+        return None
+    digest = hashlib.sha256()
+    digest.update(type(network).__qualname__.encode())
+    for name, tensor in network.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(np.ascontiguousarray(X).tobytes())
+    digest.update(targets.detach().cpu().contiguous().numpy().tobytes())
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("verbose", "desc")}
+    digest.update(repr(sorted(settings.items())).encode())
+    return _FOLDER / f"{digest.hexdigest()[:24]}.pt"
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path | None) -> dict | None:
+    """The saved state, or ``None`` when there is none or it cannot be read."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - a damaged checkpoint means "start this training afresh"
+        return None

@@ -1,0 +1,90 @@
+"""Nothing lost: a run killed with SIGKILL mid-training resumes from its last epoch when the same
+command runs again, and finishes with the same result as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from bench.checkpoint import checkpointing, load_checkpoint
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+
+EPOCHS = 8
+
+
+def command(out):
+    return [sys.executable, "-m", "bench", "run", "--dataset", "synthetic", "--classes", "4",
+            "--methods", "shufflenet-v2", "--preset", "smoke", "--epochs", str(EPOCHS),
+            "--seeds", "0", "--out", str(out), "--quiet"]
+
+
+def test_sigkill_mid_training_then_rerun_resumes_and_completes(tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not list((out / "checkpoints").rglob("*.pt")):
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within 5 minutes"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (checkpoint,) = (out / "checkpoints").rglob("*.pt")
+    killed_at = load_checkpoint(checkpoint)["epoch"]
+    assert killed_at < EPOCHS and not list((out / "runs").glob("*.json"))
+
+    rerun = subprocess.run(command(out), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming after epoch {killed_at} of {EPOCHS}" in rerun.stderr
+    (record_file,) = (out / "runs").glob("*.json")
+    record = json.loads(record_file.read_text())
+    assert [h["epoch"] for h in record["history"]] == list(range(1, EPOCHS + 1))
+    table = pd.read_csv(out / "synthetic-4.csv")
+    assert list(table["method"]) == ["shufflenet-v2"] and table.loc[0, "n_seeds"] == 1
+    assert not (out / "checkpoints").exists()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+    clean = subprocess.run(command(tmp_path / "clean"), capture_output=True, text=True,
+                           timeout=600)
+    assert clean.returncode == 0, clean.stderr
+    uninterrupted = json.loads(next((tmp_path / "clean" / "runs").glob("*.json")).read_text())
+    for key in ("accuracy", "macro_f1", "best_epoch"):
+        assert record[key] == uninterrupted[key]
+
+
+def test_a_damaged_checkpoint_starts_the_training_afresh(tmp_path, tiny_synthetic):
+    from bench import get_estimator
+
+    from .conftest import TINY
+
+    d = tiny_synthetic
+    with checkpointing(tmp_path):
+        first = get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
+        (saved,) = tmp_path.glob("*.pt")
+        saved.write_bytes(b"half a file")
+        again = get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
+    assert again.history_[0]["train_loss"] == first.history_[0]["train_loss"]
+
+
+def test_a_finished_checkpoint_is_reused_without_training(tmp_path, tiny_synthetic, capfd):
+    from bench import get_estimator
+
+    from .conftest import TINY
+
+    d = tiny_synthetic
+    with checkpointing(tmp_path):
+        first = get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
+        again = get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
+    assert "resuming after epoch 1 of 1" in capfd.readouterr().err
+    assert again.history_ == first.history_
+    other = get_estimator("shufflenet-v2", **{**TINY, "lr": 0.5})
+    with checkpointing(tmp_path):  # other settings: another key, trained afresh
+        other.fit(d.images, d.label_names, d.subjects)
+    assert len(list(tmp_path.glob("*.pt"))) == 2
