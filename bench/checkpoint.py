@@ -1,13 +1,16 @@
 """Epoch checkpoints, so that a killed run continues where it stopped instead of starting over.
 
-Inside ``with checkpointing(folder):`` every :func:`bench.engine.train` call saves its state after
-each epoch (weights, optimiser, schedule, loss scaler, random generators, history and best epoch so
-far) to ``folder/<key>.pt``, atomically, and resumes from that file when it finds one. The key is a
-hash of everything the training depends on (network class and initial weights, training images and
-targets, the engine settings), so a checkpoint is only ever resumed by the very same training: a
-teacher, a student and an encoder of one run each get their own, and changed data or settings start
-afresh. ``bench run`` checkpoints each run in ``<out>/checkpoints/<run>/`` and deletes the folder
-once the run's record is written.
+Inside ``with checkpointing(folder, every=S):`` every :func:`bench.engine.train` call saves its
+state at the end of an epoch once ``S`` seconds have passed since its last save (``S=0``: after
+every epoch), so at most about ``S`` seconds of training are lost, while short trainings (a quick-
+preset ResNet-50 epoch takes seconds, its checkpoint with optimiser state and best weights 377 MB)
+do not spend their time writing checkpoints. A save (weights, optimiser, schedule, loss scaler,
+random generators, history and best epoch so far) goes to ``folder/<key>.pt``, atomically, and
+training resumes from that file when it finds one. The key is a hash of everything the training
+depends on (network class and initial weights, training images and targets, the engine settings),
+so a checkpoint is only ever resumed by the very same training: a teacher, a student and an encoder
+of one run each get their own, and changed data or settings start afresh. ``bench run`` checkpoints
+each run in ``<out>/checkpoints/<run>/`` and deletes the folder once the run's record is written.
 """
 
 from __future__ import annotations
@@ -24,17 +27,27 @@ import torch
 from .records import atomic_write
 
 _FOLDER: Path | None = None
+_EVERY = 0.0
 
 
 @contextlib.contextmanager
-def checkpointing(folder):
-    """Checkpoint every training inside the block in ``folder`` (``None``: no checkpoints)."""
-    global _FOLDER
-    previous, _FOLDER = _FOLDER, None if folder is None else Path(folder)
+def checkpointing(folder, every: float = 0.0):
+    """Checkpoint every training inside the block in ``folder`` (``None``: no checkpoints), at
+    most once per ``every`` seconds of training."""
+    global _FOLDER, _EVERY
+    if every < 0:
+        raise ValueError(f"every must be >= 0 seconds, got {every}")
+    previous = _FOLDER, _EVERY
+    _FOLDER, _EVERY = None if folder is None else Path(folder), float(every)
     try:
         yield _FOLDER
     finally:
-        _FOLDER = previous
+        _FOLDER, _EVERY = previous
+
+
+def checkpoint_due(seconds_since_save: float) -> bool:
+    """Whether a training that last saved ``seconds_since_save`` ago saves now."""
+    return _FOLDER is not None and seconds_since_save >= _EVERY
 
 
 def checkpoint_path(network: torch.nn.Module, X: np.ndarray, targets: torch.Tensor,

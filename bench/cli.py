@@ -98,6 +98,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -219,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop on unreadable image files instead of skipping and counting them")
     run.add_argument("--force", action="store_true",
                      help="rerun runs whose records already exist with the same settings")
+    run.add_argument("--checkpoint-every", type=_seconds, default=60.0, metavar="SECONDS",
+                     help="save a run in progress at the first epoch end after this many seconds "
+                     "since its last save, so a killed run resumes there (default 60; 0: every "
+                     "epoch)")
 
     stream = sub.add_parser("stream", help="replay test frames in order through a frame-skipping "
                             "method: frames per second and accuracy with and without skipping")
@@ -321,7 +335,7 @@ def cmd_run(args) -> int:
             checkpoints = out / "checkpoints" / path.stem
             if args.force:
                 shutil.rmtree(checkpoints, ignore_errors=True)
-            with checkpointing(checkpoints):
+            with checkpointing(checkpoints, every=args.checkpoint_every):
                 record = run_one(spec, verbose=0 if args.quiet else 1)
             write_record(out, record)
             shutil.rmtree(checkpoints, ignore_errors=True)  # the record supersedes them

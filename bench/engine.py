@@ -23,7 +23,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_due, checkpoint_path, load_checkpoint, save_checkpoint
 from .errors import BenchError
 from .transforms import augment, normalize, to_input
 
@@ -265,6 +265,7 @@ def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainCo
         best_epoch, first = state["best_epoch"], state["epoch"] + 1
         print(f"{cfg.desc}: resuming after epoch {state['epoch']} of {cfg.epochs} from {ckpt}",
               file=sys.stderr, flush=True)
+    last_save = time.perf_counter()
     bar = tqdm(range(first, cfg.epochs + 1), desc=cfg.desc, disable=not cfg.verbose,
                leave=False, unit="epoch", dynamic_ncols=True)
     for epoch in bar:
@@ -301,13 +302,14 @@ def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainCo
                 best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
         row["seconds"] = time.perf_counter() - start
         history.append(row)
-        if ckpt is not None:
+        if ckpt is not None and checkpoint_due(time.perf_counter() - last_save):
             save_checkpoint(ckpt, {
                 "epoch": epoch, "network": network.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": None if sched is None else sched.state_dict(),
                 "scaler": scaler.state_dict(), "generator": generator.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": history, "best": best,
                 "best_state": best_state, "best_epoch": best_epoch})
+            last_save = time.perf_counter()
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()
                          if k in ("train_loss", "val_accuracy") and not math.isnan(v)})
     if best_state is not None:

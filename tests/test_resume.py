@@ -23,7 +23,7 @@ EPOCHS = 8
 def command(out):
     return [sys.executable, "-m", "bench", "run", "--dataset", "synthetic", "--classes", "4",
             "--methods", "shufflenet-v2", "--preset", "smoke", "--epochs", str(EPOCHS),
-            "--seeds", "0", "--out", str(out), "--quiet"]
+            "--seeds", "0", "--out", str(out), "--quiet", "--checkpoint-every", "0"]
 
 
 def test_sigkill_mid_training_then_rerun_resumes_and_completes(tmp_path):
@@ -88,3 +88,20 @@ def test_a_finished_checkpoint_is_reused_without_training(tmp_path, tiny_synthet
     with checkpointing(tmp_path):  # other settings: another key, trained afresh
         other.fit(d.images, d.label_names, d.subjects)
     assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_checkpoints_wait_for_the_interval(tmp_path, tiny_synthetic):
+    from bench import get_estimator
+
+    from .conftest import TINY
+
+    d = tiny_synthetic
+    with checkpointing(tmp_path / "hourly", every=3600):
+        get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
+    with checkpointing(tmp_path / "each", every=0):
+        get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
+    assert not (tmp_path / "hourly").exists()
+    assert len(list((tmp_path / "each").glob("*.pt"))) == 1
+    with pytest.raises(ValueError, match="every"):
+        with checkpointing(tmp_path, every=-1):
+            pass
