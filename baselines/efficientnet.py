@@ -103,6 +103,8 @@ class EfficientNetLDLClassifier(LabelDistributionStudent, EmotionClassifier):
     # from scratch, EfficientNet's running batch-norm averages lag its fast-moving weights and
     # eval-mode predictions collapse to one class for most of a short schedule
     precise_bn_images: ClassVar[int] = 512
+    # depthwise convolutions: a training step at 48 px takes 0.60x as long in NHWC on a CPU
+    channels_last: ClassVar[bool] = True
 
     def __init__(self, *, epochs=600, batch_size=128, lr=1e-4, optimizer="sgd", momentum=0.8,
                  weight_decay=0.0, scheduler="constant", gamma=0.9, image_size=224, augment=True,

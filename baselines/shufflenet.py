@@ -6,6 +6,8 @@ torchvision's ``shufflenet_v2_x1_0`` with a new head; with 4 outputs at 224x224 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from bench import Cost, EmotionClassifier, Reference, register
 from bench.pretrained import torchvision_network
 
@@ -13,6 +15,9 @@ from bench.pretrained import torchvision_network
 class ShuffleNetV2Classifier(EmotionClassifier):
     """ShuffleNet-V2 x1.0 trained with cross-entropy (see :class:`bench.EmotionClassifier` for
     the parameters)."""
+
+    # depthwise convolutions: a training step at 48 px takes 0.77x as long in NHWC on a CPU
+    channels_last: ClassVar[bool] = True
 
     def build_network(self, n_classes):
         return torchvision_network("shufflenet_v2_x1_0", n_classes, self.pretrained)

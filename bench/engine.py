@@ -45,14 +45,17 @@ def cross_entropy_loss(network: nn.Module, inputs: torch.Tensor, targets: torch.
 class EngineOptions:
     """How the engine runs, as opposed to what it trains (which the estimator's parameters say).
 
-    ``channels_last`` stores activations NHWC (faster convolutions on recent CPUs and GPUs);
-    ``amp`` uses float16 autocast with loss scaling on CUDA (ignored on the CPU); ``compile``
-    wraps the network in ``torch.compile`` for training (falls back with a warning if the
-    platform cannot compile). Set them for a block with :func:`engine_options`, like
-    scikit-learn's ``config_context``; every run record stores the options in force.
+    ``channels_last`` stores weights and activations NHWC: ``None`` (the default) lets each method
+    choose (:attr:`bench.EmotionClassifier.channels_last`, set where it measured faster on a CPU:
+    the depthwise-separable ShuffleNet-V2, Ours and EfficientNet and Inception v3, not the
+    ResNets), ``True``/``False`` force it for every network (NHWC usually helps on GPUs); ``amp``
+    uses float16 autocast with loss scaling on CUDA (ignored on the CPU); ``compile`` wraps the
+    network in ``torch.compile`` for training (falls back with a warning if the platform cannot
+    compile). Set them for a block with :func:`engine_options`, like scikit-learn's
+    ``config_context``; every run record stores the options in force.
     """
 
-    channels_last: bool = False
+    channels_last: bool | None = None
     amp: bool = True
     compile: bool = False
 
@@ -91,8 +94,27 @@ def autocast(device: torch.device):
         else contextlib.nullcontext()
 
 
-def memory_format(x: torch.Tensor) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if _OPTIONS.channels_last else x
+def use_channels_last(network: nn.Module, preferred: bool | None = None) -> bool:
+    """Put ``network`` in NHWC or NCHW: as the ``channels_last`` option forces, else as
+    ``preferred`` (the method's choice; ``None``: as the network already is). Returns whether it
+    is NHWC; inputs follow the network (:func:`memory_format`)."""
+    if _OPTIONS.channels_last is not None:
+        use = _OPTIONS.channels_last
+    else:
+        use = is_channels_last(network) if preferred is None else preferred
+    network.to(memory_format=torch.channels_last if use else torch.contiguous_format)
+    network.bench_channels_last = use
+    return use
+
+
+def is_channels_last(network: nn.Module) -> bool:
+    """Whether :func:`use_channels_last` put ``network`` in NHWC."""
+    return bool(getattr(network, "bench_channels_last", False))
+
+
+def memory_format(x: torch.Tensor, network: nn.Module) -> torch.Tensor:
+    """``x`` in the memory format of ``network``."""
+    return x.contiguous(memory_format=torch.channels_last) if is_channels_last(network) else x
 
 
 def _compiled(network: nn.Module) -> nn.Module:
@@ -122,6 +144,8 @@ class TrainConfig:
     #: before each validation, recompute batch-norm statistics over this many training images
     #: with the current weights (0: keep the running averages)
     precise_bn_images: int = 0
+    #: train in NHWC unless the ``channels_last`` engine option says otherwise
+    channels_last: bool = False
     seed: int = 0
     verbose: int = 0
     desc: str = "train"
@@ -174,12 +198,11 @@ def predict_logits(network: nn.Module, X: np.ndarray, *, image_size: int, device
                    batch_size: int = 128) -> torch.Tensor:
     """Logits for every image of ``X`` (eval mode, no augmentation), on the CPU."""
     network.eval()
-    if _OPTIONS.channels_last:
-        network.to(memory_format=torch.channels_last)
+    use_channels_last(network)
     out = []
     with autocast(device):
         for idx in batches(len(X), batch_size, None, drop_last=False):
-            x = memory_format(normalize(to_input(X[idx], device, image_size)))
+            x = memory_format(normalize(to_input(X[idx], device, image_size)), network)
             out.append(network(x).float().cpu())
     return torch.cat(out)
 
@@ -212,7 +235,7 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.G
     if cfg.augment:
         x = augment(x, generator)
     with autocast(device):
-        loss, logits = loss_fn(model, memory_format(normalize(x)), targets)
+        loss, logits = loss_fn(model, memory_format(normalize(x), model), targets)
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(opt)
@@ -229,7 +252,7 @@ def recompute_bn_stats(network: nn.Module, X: np.ndarray, n_images: int, image_s
     chosen = torch.randperm(len(X), generator=generator)[:n_images].sort().values.numpy()
     with torch.no_grad():
         inputs = [memory_format(normalize(to_input(X[chosen[i:i + batch_size]], device,
-                                                   image_size)))
+                                                   image_size)), network)
                   for i in range(0, len(chosen), batch_size)]
         torch.optim.swa_utils.update_bn(inputs, network)
 
@@ -244,8 +267,7 @@ def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainCo
     generator = torch.Generator().manual_seed(cfg.seed)
     ckpt = checkpoint_path(network, X, targets, cfg)
     network.to(device)
-    if _OPTIONS.channels_last:
-        network.to(memory_format=torch.channels_last)
+    use_channels_last(network, cfg.channels_last)
     model = _compiled(network)
     opt = make_optimizer([p for p in network.parameters() if p.requires_grad], cfg)
     sched = make_scheduler(opt, cfg)

@@ -80,6 +80,9 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
     #: training images over which batch-norm statistics are recomputed before each validation
     #: (see :func:`bench.engine.recompute_bn_stats`); 0 keeps the running averages
     precise_bn_images: ClassVar[int] = 0
+    #: train and predict in NHWC memory format, for networks measured faster that way on a CPU
+    #: (the ``channels_last`` engine option overrides it for every method)
+    channels_last: ClassVar[bool] = False
 
     def __init__(self, *, epochs=600, batch_size=128, lr=1e-4, optimizer="sgd", momentum=0.8,
                  weight_decay=0.0, scheduler="constant", gamma=0.9, image_size=224, augment=True,
@@ -176,7 +179,8 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
             optimizer=self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay,
             scheduler=self.scheduler, gamma=self.gamma, image_size=self.image_size,
             augment=self.augment, selection_metric=self.selection_metric,
-            precise_bn_images=self.precise_bn_images, seed=self._seed(),
+            precise_bn_images=self.precise_bn_images, channels_last=self.channels_last,
+            seed=self._seed(),
             verbose=self.verbose, desc=desc or type(self).__name__)
 
     def _encode(self, y: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ from sklearn.base import clone
 
 from .data import EmotionDataset, dataset_info, load_dataset, resolve_root
 from .device import resolve_device
-from .engine import get_engine_options
+from .engine import get_engine_options, is_channels_last
 from .errors import BenchError, DatasetError
 from .estimator import EmotionClassifier
 from .metrics import classification_metrics
@@ -290,9 +290,11 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
 
     profile_size = spec.profile_size or (info.profile_size if info else 224)
     preset = get_preset(spec.preset)
-    cost = profile(est.inference_network(), profile_size, resolve_device(spec.device),
+    network = est.inference_network()
+    nhwc = is_channels_last(network)  # timed in the memory format it trained and predicts in
+    cost = profile(network, profile_size, resolve_device(spec.device),
                    latency=spec.latency, min_time=preset.latency_time,
-                   throughput_batch=preset.throughput_batch)
+                   throughput_batch=preset.throughput_batch, channels_last=nhwc)
     params = est.get_params()
     record = {
         "method": spec.method,
@@ -340,7 +342,7 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
         "params": params,
         "spec": asdict(spec),
         "history": est.history_,
-        "engine": get_engine_options().as_dict(),
+        "engine": {**get_engine_options().as_dict(), "channels_last": nhwc},
         "environment": environment(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -98,6 +98,18 @@ def test_profile_channels_last_is_recorded(capsys, tmp_path):
     assert pd.isna(table.loc[0, "throughput"])
 
 
+@pytest.mark.parametrize("flag, expected", [
+    ([], ["channels_last", "contiguous"]),  # each method's own format
+    (["--no-channels-last"], ["contiguous", "contiguous"]),
+])
+def test_profile_times_each_method_in_its_own_memory_format(capsys, tmp_path, flag, expected):
+    code, _, _ = run_cli(capsys, "profile", "--methods", "shufflenet-v2,emo", "--out",
+                         str(tmp_path), "--min-time", "0.01", "--batch-sizes", "1",
+                         "--image-size", "64", *flag)
+    assert code == 0
+    assert list(pd.read_csv(tmp_path / "profile.csv")["memory_format"]) == expected
+
+
 def test_module_entry_point_has_no_traceback_for_missing_data(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "BENCH_DATA"}
     proc = subprocess.run([sys.executable, "-m", "bench", "run", "--dataset", "reed", "--classes",

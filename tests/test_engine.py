@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench import get_estimator
-from bench.engine import engine_options, get_engine_options, predict_logits
+from bench.engine import engine_options, get_engine_options, is_channels_last, predict_logits
 
 from .conftest import TINY
 
@@ -32,6 +32,20 @@ def test_channels_last_inference_gives_the_same_logits(tiny_synthetic):
         nhwc = predict_logits(est.network_, d.images[:16], image_size=32,
                               device=torch.device("cpu"))
     np.testing.assert_allclose(plain.numpy(), nhwc.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("forced", [None, True, False])
+def test_memory_format_is_the_methods_unless_forced(tiny_synthetic, forced):
+    d = tiny_synthetic
+    with engine_options(channels_last=forced):
+        nets = {name: get_estimator(name, **TINY).fit(d.images, d.label_names, d.subjects)
+                .network_ for name in ("shufflenet-v2", "emo")}
+    for name, net in nets.items():
+        expected = get_estimator(name).channels_last if forced is None else forced
+        stem = next(p for p in net.parameters() if p.ndim == 4 and p.shape[-1] > 1)
+        assert is_channels_last(net) == expected
+        assert stem.is_contiguous(memory_format=torch.channels_last) == expected
+        assert stem.is_contiguous() != expected
 
 
 def test_training_with_channels_last_and_amp_on_the_cpu(tiny_synthetic):
@@ -57,7 +71,10 @@ def test_compile_failure_falls_back_with_a_warning(tiny_synthetic, monkeypatch):
 def test_records_carry_the_engine_options():
     from bench import evaluate
 
-    with engine_options(channels_last=True):
-        record = evaluate("shufflenet-v2", "synthetic", 4, seeds=[0], preset="smoke",
-                          latency=False, dataset_options=dict(n_subjects=5, frames=4))[0]
-    assert record["engine"] == {"channels_last": True, "amp": True, "compile": False}
+    def record():
+        return evaluate("shufflenet-v2", "synthetic", 4, seeds=[0], preset="smoke",
+                        latency=False, dataset_options=dict(n_subjects=5, frames=4))[0]
+
+    with engine_options(channels_last=False):  # forced: the record says what was used
+        assert record()["engine"] == {"channels_last": False, "amp": True, "compile": False}
+    assert record()["engine"]["channels_last"] is True  # the method's own choice

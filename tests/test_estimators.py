@@ -10,6 +10,7 @@ from sklearn.exceptions import NotFittedError
 
 import bench
 from bench import EmotionClassifier, get_estimator, list_methods
+from bench.engine import is_channels_last
 from bench.errors import BenchError
 
 from .conftest import TINY, tiny_params
@@ -44,6 +45,7 @@ def test_fit_predict_contract(name, tiny_synthetic):
     assert set(est.predict(d.images)) <= set(est.classes_)
     assert 0 <= est.score(d.images, d.label_names, groups=d.subjects) <= 1
     assert est.calibrate(d.images[:4], d.subjects[:4]) is est
+    assert is_channels_last(est.inference_network()) == type(est).channels_last
 
 
 @pytest.mark.parametrize("name", METHODS)
