@@ -397,7 +397,7 @@ def cmd_profile(args) -> int:
         rows.append({"method": method, "params_m": cost.params_m, "mflops": cost.mflops,
                      "latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
                      "throughput": cost.throughput, "throughput_batch": cost.throughput_batch,
-                     "input_size": size, "device": cost.latency_device, "dtype": cost.dtype,
+                     "input_size": size, "latency_device": cost.latency_device, "dtype": cost.dtype,
                      "memory_format": cost.memory_format, "threads": cost.threads,
                      "torch": cost.torch_version})
         ops = ", ".join(f"{k} x{v}" for k, v in sorted(cost.unsupported_ops.items()))
@@ -410,7 +410,7 @@ def cmd_profile(args) -> int:
           f"{args.batch_sizes[1]}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{rows[0]['dtype']}")
     shown = ["method", "params_m", "mflops", "latency_ms", "latency_iqr_ms", "throughput",
-             "device", "memory_format"]
+             "latency_device", "memory_format"]
     print(table[shown].to_markdown(index=False, floatfmt=".2f"))
     print("\n".join(notes))
     print(f"wrote {out / 'profile.csv'}")

@@ -84,7 +84,7 @@ def test_profile_reports_the_papers_cost(capsys, tmp_path):
     assert code == 0 and "1.26" in out and "147.79" in out and "1 multiply-add" in out
     table = pd.read_csv(tmp_path / "profile.csv")
     assert list(table.columns) == ["method", "params_m", "mflops", "latency_ms", "latency_iqr_ms",
-                                   "throughput", "throughput_batch", "input_size", "device",
+                                   "throughput", "throughput_batch", "input_size", "latency_device",
                                    "dtype", "memory_format", "threads", "torch"]
     assert table.loc[0, "throughput_batch"] == 2 and table.loc[0, "dtype"] == "float32"
 
