@@ -13,7 +13,9 @@ epoch, batch 32, 60 epochs) is this method's ``paper`` preset; it works for 4 an
 The quick preset trains from scratch, where the class activation maps of a random ResNet-50 are
 large and a weight of 5 lets the consistency term swamp the classification loss (a first-epoch loss
 of 44; 27.6 % accuracy on ``synthetic``-4, seed 0, at 32 px and 8 epochs); it uses a weight of 1
-(44.4 % in the same run) and 32 px, since ResNet-50 runs twice per step here.
+(44.4 % in the same run) and 32 px, since ResNet-50 runs twice per step here, for 12 epochs: at 7
+classes 8 epochs stopped at 28.4 % on ``synthetic``-7, seed 0, and 12 reached 30.0 %, while a
+higher learning rate (2e-3: 19.9 %) or smaller batches (16: 28.6 %) did worse.
 """
 
 from __future__ import annotations
@@ -119,6 +121,6 @@ register(
     cost=Cost(params_m=23.52, mflops=4109.47),
     presets={"paper": dict(optimizer="adam", lr=1e-4, weight_decay=1e-4, scheduler="exponential",
                            gamma=0.9, batch_size=32, epochs=60),
-             "quick": {"epochs": 8, "batch_size": 32, "lr": 1e-3, "image_size": 32,
+             "quick": {"epochs": 12, "batch_size": 32, "lr": 1e-3, "image_size": 32,
                        "consistency": 1.0}},
 )

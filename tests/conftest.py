@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,8 +15,9 @@ from PIL import Image
 from bench.data import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-# the tests never read or fill the user's dataset cache
+# the tests never read or fill the user's dataset cache, and leave no cache behind
 os.environ["BENCH_CACHE"] = tempfile.mkdtemp(prefix="bench-test-cache-")
+atexit.register(shutil.rmtree, os.environ["BENCH_CACHE"], ignore_errors=True)
 
 CKPLUS = Path(os.environ.get("BENCH_CKPLUS", REPO.parent / "shared" / "data" / "ck-plus"))
 
