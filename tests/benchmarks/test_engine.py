@@ -48,7 +48,7 @@ def test_train_step_engine(benchmark, batch):
     def step():
         return train_step(network, opt, scaler, images, labels, cfg, generator, device)
 
-    loss, logits = benchmark.pedantic(step, rounds=15, warmup_rounds=2)
+    loss, logits = benchmark.pedantic(step, rounds=50, warmup_rounds=5)
     assert torch.isfinite(loss) and logits.shape == (BATCH, CLASSES)
 
 
@@ -74,7 +74,7 @@ def test_train_step_raw(benchmark, batch):
         opt.step()
         return loss.detach()
 
-    assert torch.isfinite(benchmark.pedantic(step, rounds=15, warmup_rounds=2))
+    assert torch.isfinite(benchmark.pedantic(step, rounds=50, warmup_rounds=5))
 
 
 @pytest.fixture(scope="module")
