@@ -162,8 +162,8 @@ _B0 = Cost(params_m=4.01, mflops=400.38, note="torchvision efficientnet_b0 with 
 # preset's 10 epochs the LDL student scored 26.0 % on `synthetic`-7, seed 0, against 31.4 % after
 # 14. All three rows get the same 14 epochs, so they differ only in what the source report varies.
 _QUICK = {"epochs": 14}
-_TEACHER = {k: {"teacher_params": v} for k, v in LDGN_PRESETS.items()}
-_TEACHER["quick"].update(_QUICK)
+_LDL_PRESETS = {"smoke": {"teacher_params": LDGN_PRESETS["smoke"]},
+                "quick": {"teacher_params": LDGN_PRESETS["quick"], **_QUICK}}
 
 register("efficientnet-b0", EfficientNetLDLClassifier, display_name="EfficientNet-B0",
          description="EfficientNet-B0 on one-hot labels (the report's baseline)",
@@ -172,9 +172,9 @@ register("efficientnet-b0", EfficientNetLDLClassifier, display_name="EfficientNe
 register("efficientnet-ldl", EfficientNetLDLClassifier, display_name="EfficientNet-B0 + LDL",
          description="EfficientNet-B0 learning ResNet-50 label distributions with a KL loss",
          references={("rafdb", 7): Reference(accuracy=0.8463, source=_REPORT)}, cost=_B0,
-         presets=_TEACHER, ldl=True, stylise=False)
+         presets=_LDL_PRESETS, ldl=True, stylise=False)
 register("efficientnet-ldl-style", EfficientNetLDLClassifier,
          display_name="EfficientNet-B0 + LDL + style oversampling",
          description="EfficientNet-B0 + label distributions + stylised copies of minority classes",
          references={("rafdb", 7): Reference(accuracy=0.8625, source=_REPORT)}, cost=_B0,
-         presets=_TEACHER, ldl=True, stylise=True)
+         presets=_LDL_PRESETS, ldl=True, stylise=True)
