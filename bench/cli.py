@@ -8,9 +8,7 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,10 +17,9 @@ import pandas as pd
 import torch
 
 from . import __version__
-from .checkpoint import checkpointing
 from .classes import CLASS_SETS
 from .data import dataset_info, list_datasets, resolve_root
-from .device import configure_threads, resolve_device
+from .device import configure_threads, resolve_device, usable_cpus
 from .engine import engine_options
 from .errors import BenchError
 from .eyecrop import DETECTORS, EyeCropper
@@ -30,9 +27,10 @@ from .leaderboard import write_all, write_leaderboard
 from .prepare import FACE_DATASETS, MUG_LAYOUT, ON_MISS, prepare_emug, prepare_eyes
 from .presets import PRESETS, get_preset
 from .profiling import profile
-from .protocol import RunSpec, estimator_params, expected_settings, run_one, settings_of
-from .records import atomic_write, board_name, run_path, write_record
+from .protocol import RunSpec, estimator_params, expected_settings, settings_of
+from .records import atomic_write, board_name, run_path
 from .registry import get_estimator, list_methods, method_info
+from .runner import Unit, discard, finish_pending, run_parallel, run_sequential
 from .stream import check_streaming, merge_rows, stream_benchmark
 
 DEFAULT_OUT = "leaderboards"
@@ -116,6 +114,16 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _jobs(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a positive integer") \
+            from None
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -231,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop on unreadable image files instead of skipping and counting them")
     run.add_argument("--force", action="store_true",
                      help="rerun runs whose records already exist with the same settings")
+    run.add_argument("--jobs", type=_jobs, default="auto",
+                     help="runs trained at once in worker processes, their threads split "
+                     "between them; latency is then timed afterwards, one network at a time "
+                     "(default auto: 1 on CUDA; on a CPU the preset's choice, quick: one per CPU)")
     run.add_argument("--checkpoint-every", type=_seconds, default=60.0, metavar="SECONDS",
                      help="save a run in progress at the first epoch end after this many seconds "
                      "since its last save, so a killed run resumes there (default 60; 0: every "
@@ -317,6 +329,22 @@ def _root(args) -> str | None:
     return str(Path(args.data_root).resolve()) if args.data_root else None
 
 
+def _report(spec: RunSpec, record: dict, seconds: float) -> None:
+    print(f"{spec.method} seed {spec.seed}: accuracy {record['accuracy']:.3f}, macro F1 "
+          f"{record['macro_f1']:.3f} ({seconds:.0f} s)", flush=True)
+
+
+def _job_count(args, units: list) -> int:
+    """How many runs train at once: as asked, or by ``--jobs auto``; never more than runs."""
+    if args.jobs != "auto":
+        jobs = args.jobs
+    elif resolve_device(args.device).type != "cpu":
+        jobs = 1  # one accelerator: runs would queue for it and disturb each other's timing
+    else:
+        jobs = min(get_preset(args.preset).cpu_jobs or usable_cpus(), args.threads or usable_cpus())
+    return max(1, min(jobs, len(units)))
+
+
 def cmd_run(args) -> int:
     methods = _names(args.methods, list_methods(), "method")
     seeds = parse_seeds(args.seeds) if args.seeds else list(get_preset(args.preset).seeds)
@@ -325,28 +353,29 @@ def cmd_run(args) -> int:
     total_start = time.perf_counter()
     # seeds outside, methods inside: a split's teacher and data are shared by its methods, and
     # a complete first seed is on disk early
+    units = []
     for seed in seeds:
         for method in methods:
             spec = RunSpec(method, args.dataset, args.classes, seed, root, args.preset,
                            dict(params[method]), args.device, label_noise=args.label_noise,
                            strict=args.strict)
-            path = run_path(out, args.dataset, args.classes, method, seed, args.label_noise)
-            if not args.force and _existing(path, expected_settings(spec)):
-                print(f"{method} seed {seed}: done before ({path}), skipped; --force reruns",
+            unit = Unit(spec, run_path(out, args.dataset, args.classes, method, seed,
+                                       args.label_noise), out)
+            if args.force:
+                discard(unit)
+            elif _existing(unit.path, expected_settings(spec)):
+                print(f"{method} seed {seed}: done before ({unit.path}), skipped; --force reruns",
                       flush=True)
                 continue
-            start = time.perf_counter()
-            checkpoints = out / "checkpoints" / path.stem
-            if args.force:
-                shutil.rmtree(checkpoints, ignore_errors=True)
-            with checkpointing(checkpoints, every=args.checkpoint_every):
-                record = run_one(spec, verbose=0 if args.quiet else 1)
-            write_record(out, record)
-            shutil.rmtree(checkpoints, ignore_errors=True)  # the record supersedes them
-            with contextlib.suppress(OSError):
-                checkpoints.parent.rmdir()  # only when no other run left checkpoints there
-            print(f"{method} seed {seed}: accuracy {record['accuracy']:.3f}, macro F1 "
-                  f"{record['macro_f1']:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+            units.append(unit)
+    units = finish_pending(units, _report)  # trained by an interrupted --jobs run
+    jobs = _job_count(args, units)
+    if jobs > 1:
+        run_parallel(units, jobs=jobs, threads=max(1, (args.threads or usable_cpus()) // jobs),
+                     checkpoint_every=args.checkpoint_every, report=_report)
+    else:
+        run_sequential(units, checkpoint_every=args.checkpoint_every,
+                       verbose=0 if args.quiet else 1, report=_report)
     _, markdown = write_leaderboard(out, args.dataset, args.classes, label_noise=args.label_noise)
     print()
     print(markdown)
@@ -479,8 +508,8 @@ def main(argv=None) -> int:
               + (f" (batch was {batch})" if batch else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("bench: interrupted; finished runs are saved and skipped when you rerun, and the run "
-              "in progress resumes from its last finished epoch",
+        print("bench: interrupted; finished runs are saved and skipped when you rerun, and runs "
+              "in progress resume from their last saved epoch",
               file=sys.stderr)
         return 130
 

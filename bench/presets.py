@@ -29,6 +29,10 @@ class Preset:
     #: batch of the throughput measurement in each run record (0: latency only; ``bench
     #: profile`` always measures throughput)
     throughput_batch: int = 32
+    #: runs trained at once on a CPU under ``bench run --jobs auto`` (None: one per usable CPU);
+    #: 1 where a run needs several GB (paper: 224 px, batch 128) or lasts seconds (smoke: a
+    #: worker process takes seconds to start)
+    cpu_jobs: int | None = 1
 
 
 PRESETS = {
@@ -43,7 +47,7 @@ PRESETS = {
         "of each training sequence, AdamW with a cosine schedule",
         dict(epochs=10, batch_size=32, image_size=48, optimizer="adamw", lr=3e-3,
              weight_decay=5e-2, scheduler="cosine", pretrained=False),
-        latency_time=0.25, train_frames=4, test_frames=12, throughput_batch=0,
+        latency_time=0.25, train_frames=4, test_frames=12, throughput_batch=0, cpu_jobs=None,
     ),
     "paper": Preset(
         "paper", "the paper's recipe: 600 epochs at 224 px, SGD momentum 0.8, lr 1e-4, batch "

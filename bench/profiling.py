@@ -143,6 +143,16 @@ def profile(model: nn.Module, input_size: int = 224, device="cpu", *, latency: b
                          unsupported_ops=unsupported)
     if not latency:
         return result
+    return measure_latency(result, model, device, min_time=min_time,
+                           throughput_batch=throughput_batch, channels_last=channels_last, amp=amp)
+
+
+def measure_latency(result: CostProfile, model: nn.Module, device="cpu", *, min_time: float = 1.0,
+                    throughput_batch: int = 32, channels_last: bool = False,
+                    amp: bool = False) -> CostProfile:
+    """Fill in the latency (and throughput) fields of ``result``, a profile of ``model`` made
+    without them, e.g. because other work shared the machine at the time (``bench run --jobs``)."""
+    input_size = result.input_size
     dev = resolve_device(device)
     net = copy.deepcopy(model).to(dev).eval()
     fmt = torch.channels_last if channels_last else torch.contiguous_format

@@ -31,6 +31,7 @@ from functools import lru_cache
 
 import numpy as np
 from sklearn.base import clone
+from torch import nn
 
 from .data import EmotionDataset, dataset_info, load_dataset, resolve_root
 from .device import resolve_device
@@ -39,7 +40,7 @@ from .errors import BenchError, DatasetError
 from .estimator import EmotionClassifier
 from .metrics import classification_metrics
 from .presets import get_preset, preset_params
-from .profiling import profile
+from .profiling import CostProfile, measure_latency, profile
 from .records import environment
 from .registry import get_estimator, method_info
 from .splits import CALIBRATION_SHARE, Split, make_split, thin_sequences
@@ -118,9 +119,35 @@ def shared_teacher(student: EmotionClassifier, spec: RunSpec, train_data, valida
     teacher = student.make_teacher()
     key = _fit_key(teacher, spec, train_data[0].shape[1:])
     if key not in _teachers:
-        _teachers.clear()
-        _teachers[key] = teacher.fit(*train_data, validation_data=validation_data)
+        provide_teacher(key, teacher.fit(*train_data, validation_data=validation_data))
     return _teachers[key]
+
+
+def provide_teacher(key: tuple, teacher: EmotionClassifier) -> None:
+    """Make ``teacher`` (fitted elsewhere, e.g. in another process) the shared teacher of
+    ``key`` (see :func:`fit_keys`), as if this process had trained it."""
+    _teachers.clear()
+    _teachers[key] = teacher
+
+
+def fit_keys(spec: RunSpec) -> tuple[tuple, tuple | None]:
+    """(the key of ``spec``'s own fit, the key of its teacher's fit or ``None``). A run whose own
+    key is some student's teacher key is that teacher (it reuses the fit); a process that fits a
+    teacher elsewhere hands it over with :func:`provide_teacher`."""
+    est = build_estimator(spec)
+    dataset = dataset_for(spec, est.image_size)
+    est.set_params(classes=list(dataset.class_names))
+    shape = dataset.images.shape[1:]
+    teacher = _fit_key(est.make_teacher(), spec, shape) \
+        if getattr(est, "needs_teacher", False) else None
+    return _fit_key(est, spec, shape), teacher
+
+
+def fit_teacher(spec: RunSpec) -> tuple[tuple, EmotionClassifier]:
+    """Train the teacher of ``spec``'s method on ``spec``'s split; returns (key, fitted teacher)."""
+    run, train, fit_args = _prepared(spec, None, 0, whole_test=False)
+    teacher = shared_teacher(run.estimator, spec, train, fit_args["validation_data"])
+    return fit_keys(spec)[1], teacher
 
 
 def _fit_key(estimator: EmotionClassifier, spec: RunSpec, image_shape: tuple) -> tuple:
@@ -192,6 +219,27 @@ def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
 
     ``whole_test`` keeps every test frame even when the preset scores a subset (streaming needs
     the full sequences)."""
+    run, train, fit_args = _prepared(spec, estimator, verbose, whole_test)
+    est, dataset = run.estimator, run.dataset
+    if getattr(est, "needs_teacher", False):
+        fit_args["teacher"] = shared_teacher(est, spec, train, fit_args["validation_data"])
+    reused = _teachers.get(_fit_key(est, spec, dataset.images.shape[1:]))
+    if reused is None:
+        start = time.perf_counter()
+        est.fit(*train, **fit_args)
+        run.train_s = time.perf_counter() - start
+    else:  # this very model was just trained as a teacher on this split: reuse it
+        run.estimator, run.reused_fit = reused, True
+        run.train_s = sum(h["seconds"] for h in reused.history_)
+    if "teacher" in fit_args:  # trained outside fit: count it, so train_s always includes it
+        run.train_s += run.estimator.teacher_["train_s"]
+    _calibrate(run, score_uncalibrated)
+    return run
+
+
+def _prepared(spec: RunSpec, estimator: EmotionClassifier | None, verbose: int,
+              whole_test: bool) -> tuple[TrainedRun, tuple, dict]:
+    """Steps 1-2: the estimator, dataset and split of a run; its training data and fit args."""
     est = build_estimator(spec, estimator, verbose=verbose)
     dataset = dataset_for(spec, est.image_size)
     est.set_params(classes=list(dataset.class_names))
@@ -208,20 +256,7 @@ def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
     train = run.part("train")
     fit_args = {"validation_data": run.part("val") if len(split.val) else None,
                 **run.order_args("train")}
-    if getattr(est, "needs_teacher", False):
-        fit_args["teacher"] = shared_teacher(est, spec, train, fit_args["validation_data"])
-    reused = _teachers.get(_fit_key(est, spec, dataset.images.shape[1:]))
-    if reused is None:
-        start = time.perf_counter()
-        est.fit(*train, **fit_args)
-        run.train_s = time.perf_counter() - start
-    else:  # this very model was just trained as a teacher on this split: reuse it
-        run.estimator, run.reused_fit = reused, True
-        run.train_s = sum(h["seconds"] for h in reused.history_)
-    if "teacher" in fit_args:  # trained outside fit: count it, so train_s always includes it
-        run.train_s += run.estimator.teacher_["train_s"]
-    _calibrate(run, score_uncalibrated)
-    return run
+    return run, train, fit_args
 
 
 def _missing_classes(dataset: EmotionDataset, split) -> dict:
@@ -279,6 +314,14 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
     """Train, calibrate, test and profile one method on one seed; return its record.
 
     ``estimator`` runs an unregistered estimator (cloned; ``spec.method`` names it)."""
+    return run_deferring_latency(spec, estimator=estimator, verbose=verbose, defer=False)[0]
+
+
+def run_deferring_latency(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
+                          verbose: int = 0, defer: bool = True) -> tuple[dict, nn.Module]:
+    """:func:`run_one`, but (with ``defer``) without timing latency: returns the record (latency
+    fields empty) and the inference network, to be timed later by :func:`complete_latency` when
+    nothing else runs on the machine (``bench run --jobs``)."""
     info = method_info(spec.method) if estimator is None else None
     run = train_on_split(spec, estimator=estimator, verbose=verbose)
     est, dataset, split = run.estimator, run.dataset, run.split
@@ -293,7 +336,7 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
     network = est.inference_network()
     nhwc = is_channels_last(network)  # timed in the memory format it trained and predicts in
     cost = profile(network, profile_size, resolve_device(spec.device),
-                   latency=spec.latency, min_time=preset.latency_time,
+                   latency=spec.latency and not defer, min_time=preset.latency_time,
                    throughput_batch=preset.throughput_batch, channels_last=nhwc)
     params = est.get_params()
     record = {
@@ -307,10 +350,7 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
         **classification_metrics(y_te, y_pred, dataset.class_names),
         "params_m": cost.params_m,
         "mflops": cost.mflops,
-        "latency_ms": cost.latency_ms,
-        "latency_iqr_ms": cost.latency_iqr_ms,
-        "latency_device": cost.latency_device,
-        "throughput": cost.throughput,
+        **_latency_fields(cost),
         "calibration": kind is not None,
         "calibration_kind": kind,
         "calibration_images": run.calibration_images,
@@ -346,7 +386,23 @@ def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbos
         "environment": environment(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    return _jsonable(record)
+    return _jsonable(record), network
+
+
+def _latency_fields(cost: CostProfile) -> dict:
+    return {"latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
+            "latency_device": cost.latency_device, "throughput": cost.throughput}
+
+
+def complete_latency(record: dict, network: nn.Module) -> dict:
+    """``record`` (from :func:`run_deferring_latency`) with the latency of ``network`` timed now,
+    as :func:`run_one` would have timed it."""
+    spec, preset = record["spec"], get_preset(record["preset"])
+    cost = measure_latency(CostProfile(**record["cost"]), network,
+                           resolve_device(spec["device"]), min_time=preset.latency_time,
+                           throughput_batch=preset.throughput_batch,
+                           channels_last=record["engine"]["channels_last"])
+    return _jsonable({**record, **_latency_fields(cost), "cost": cost.as_dict()})
 
 
 def settings_of(record: dict) -> dict:

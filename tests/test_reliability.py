@@ -39,12 +39,12 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_writes_nothing(capsys, tmp_pa
 
 
 def test_cuda_out_of_memory_suggests_a_smaller_batch(capsys, tmp_path, monkeypatch):
-    import bench.cli
+    import bench.runner
 
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(bench.cli, "run_one", oom)
+    monkeypatch.setattr(bench.runner, "run_one", oom)
     code, _, err = run_cli(capsys, "run", "--methods", "shufflenet-v2", "--preset", "smoke",
                            "--out", str(tmp_path))
     assert code == 2 and "smaller batch" in err and "Traceback" not in err

@@ -105,3 +105,37 @@ def test_checkpoints_wait_for_the_interval(tmp_path, tiny_synthetic):
     with pytest.raises(ValueError, match="every"):
         with checkpointing(tmp_path, every=-1):
             pass
+
+
+def test_ctrl_c_in_a_parallel_run_stops_the_workers_and_a_rerun_completes(tmp_path):
+    out = tmp_path / "parallel"
+    argv = command(out)
+    argv[argv.index("shufflenet-v2")] = "shufflenet-v2,ours-lem"
+    argv += ["--jobs", "2"]
+    # its own process group, to see that no worker outlives it; SIGINT as a terminal sends it
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 300
+    while not list((out / "checkpoints").rglob("*.pt")):
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within 5 minutes"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "bench: interrupted" in err
+    assert "Traceback" not in err and "leaked" not in err
+    assert not list((out / "runs").glob("*.json"))
+    deadline = time.monotonic() + 30
+    while True:  # the workers (and multiprocessing's resource tracker) are gone
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "worker processes outlived the interrupted run"
+        time.sleep(0.1)
+
+    rerun = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(list((out / "runs").glob("*.json"))) == 2
+    assert not (out / "checkpoints").exists() and not (out / "pending").exists()

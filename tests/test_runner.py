@@ -1,0 +1,124 @@
+"""``bench run --jobs``: runs trained in worker processes give the records a sequential run gives,
+a split's teacher is still trained once, latency is timed afterwards, and a run interrupted after
+training keeps what it trained."""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+
+import pytest
+import torch
+
+import bench.cli
+import bench.runner
+from bench.cli import _job_count, main
+from bench.protocol import RunSpec, run_deferring_latency
+from bench.records import run_path
+from bench.runner import Unit
+
+METHODS = "shufflenet-v2,ours,ldgn"
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def records(out) -> dict:
+    return {p.stem: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
+
+
+def test_parallel_runs_match_sequential_ones_and_time_latency_afterwards(capsys, tmp_path):
+    common = ["run", "--methods", METHODS, "--preset", "smoke", "--quiet", "--threads"]
+    code, out, _ = run_cli(capsys, *common, "2", "--jobs", "2", "--out", str(tmp_path / "par"))
+    assert code == 0
+    assert "2 worker processes of 1 thread(s) each" in out
+    assert out.count("(teacher) seed 0: trained") == 1  # one teacher for ours and ldgn
+    assert "timed the latency of 3 network(s), one at a time" in out
+    code, _, _ = run_cli(capsys, *common, "1", "--jobs", "1", "--out", str(tmp_path / "seq"))
+    assert code == 0
+    parallel, sequential = records(tmp_path / "par"), records(tmp_path / "seq")
+    assert parallel.keys() == sequential.keys() and len(parallel) == 3
+    for name, record in parallel.items():
+        for key in ("accuracy", "macro_f1", "best_epoch", "confusion_matrix", "params_m", "mflops"):
+            assert record[key] == sequential[name][key], (name, key)
+        assert record["latency_ms"] > 0 and record["jobs"] == 2
+        assert record["environment"]["torch_threads"] == 1
+    assert parallel["synthetic-4-ldgn-seed0"]["reused_teacher_fit"]
+    assert not (tmp_path / "par" / "pending").exists()
+    assert not (tmp_path / "par" / "checkpoints").exists()
+    code, out, _ = run_cli(capsys, *common, "2", "--jobs", "2", "--out", str(tmp_path / "par"))
+    assert code == 0 and out.count("skipped") == 3 and "worker processes" not in out
+
+
+def test_a_run_trained_before_an_interruption_only_needs_its_latency(capsys, tmp_path,
+                                                                     monkeypatch):
+    spec = RunSpec("shufflenet-v2", preset="smoke", device="auto")
+    path = run_path(tmp_path, "synthetic", 4, "shufflenet-v2", 0)
+    unit = Unit(spec, path, tmp_path)
+    record, network = run_deferring_latency(spec)
+    assert record["latency_ms"] is None
+    unit.pending.parent.mkdir(parents=True)
+    torch.save({"record": record, "network": network}, unit.pending)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(bench.runner, "run_one", no_training)
+    code, out, _ = run_cli(capsys, "run", "--methods", "shufflenet-v2", "--preset", "smoke",
+                           "--quiet", "--out", str(tmp_path))
+    assert code == 0 and "shufflenet-v2 seed 0: accuracy" in out
+    written = json.loads(path.read_text())
+    assert written["accuracy"] == record["accuracy"] and written["latency_ms"] > 0
+    assert not unit.pending.exists()
+
+
+def test_a_pending_run_with_other_settings_is_trained_again(tmp_path):
+    spec = RunSpec("shufflenet-v2", preset="smoke", device="auto")
+    unit = Unit(spec, run_path(tmp_path, "synthetic", 4, "shufflenet-v2", 0), tmp_path)
+    record, network = run_deferring_latency(RunSpec("shufflenet-v2", preset="smoke",
+                                                    params={"epochs": 1}))
+    unit.pending.parent.mkdir(parents=True)
+    torch.save({"record": record, "network": network}, unit.pending)
+    assert bench.runner.load_pending(unit) is None and not unit.pending.exists()
+    unit.pending.write_bytes(b"not a checkpoint")
+    assert bench.runner.load_pending(unit) is None
+
+
+def test_an_error_in_a_worker_is_one_line(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "run", "--methods", "shufflenet-v2,ours-lem", "--preset",
+                           "smoke", "--param", "lr=1e30", "--jobs", "2", "--quiet",
+                           "--out", str(tmp_path))
+    assert code == 2 and "the training loss became" in err and "Traceback" not in err
+    assert not list(tmp_path.rglob("*.json"))
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_malformed_jobs_are_refused(capsys, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--jobs", value])
+    assert exit_.value.code == 2 and "--jobs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset, threads, expected", [
+    ("smoke", None, 1),  # a worker takes longer to start than a smoke run
+    ("paper", None, 1),  # a paper-preset run needs several GB
+    ("quick", None, 4),  # one per usable CPU
+    ("quick", 2, 2),  # never more jobs than threads
+])
+def test_auto_jobs(monkeypatch, preset, threads, expected):
+    monkeypatch.setattr(bench.cli, "usable_cpus", lambda: 4)
+    args = Namespace(jobs="auto", device="cpu", preset=preset, threads=threads)
+    assert _job_count(args, units=list(range(13))) == expected
+    assert _job_count(args, units=[0]) == 1  # never more jobs than runs
+    args.jobs = 3
+    assert _job_count(args, units=list(range(13))) == 3  # as asked
+    assert _job_count(args, units=[0]) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_auto_jobs_on_cuda_is_one():
+    args = Namespace(jobs="auto", device="cuda", preset="quick", threads=None)
+    assert _job_count(args, units=list(range(13))) == 1
