@@ -16,9 +16,16 @@ def torchvision_network(arch: str, n_classes: int, pretrained: bool = False, **k
     if missing and the network allows) and every 1000-way classifier is replaced by a freshly
     initialised ``n_classes``-way one. Without the weights, a one-line :class:`BenchError` says
     where to put them.
+
+    From scratch, a ResNet's residual branches start at zero (the last BatchNorm of each block has
+    zero scale; Goyal et al. 2017), so every block starts as the identity: with the short ``quick``
+    budgets a random ResNet-50 otherwise barely trains (EAC's quick preset at 12 epochs on
+    ``synthetic``-7, seed 0, one thread: 28.9 % without, 37.0 % with).
     """
     builder = torchvision.models.get_model_builder(arch)
     if not pretrained:
+        if arch.startswith("resnet"):
+            kwargs.setdefault("zero_init_residual", True)
         return builder(weights=None, num_classes=n_classes, **kwargs)
     weights = torchvision.models.get_model_weights(arch).DEFAULT
     try:

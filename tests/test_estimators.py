@@ -170,3 +170,13 @@ def test_pretrained_uses_cached_weights(monkeypatch, tmp_path):
     net = get_estimator("shufflenet-v2", pretrained=True).build_network(4)
     assert net.fc.out_features == 4
     torch.testing.assert_close(net.conv1[0].weight, reference.conv1[0].weight)
+
+
+@pytest.mark.parametrize("arch, last_bn", [("resnet18", "bn2"), ("resnet50", "bn3")])
+def test_from_scratch_resnet_blocks_start_as_the_identity(arch, last_bn):
+    from bench.pretrained import torchvision_network
+
+    net = torchvision_network(arch, 4, pretrained=False)
+    blocks = [m for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for m in layer]
+    assert all(torch.count_nonzero(getattr(b, last_bn).weight) == 0 for b in blocks)
+    assert torch.count_nonzero(net.bn1.weight) > 0  # only the residual branches' last BatchNorm
