@@ -10,6 +10,9 @@ Then:
 * a run that needs a teacher (``needs_teacher``) waits until one worker has trained that teacher,
   and gets the fitted teacher, so a split's teacher is still trained once (the teacher's own row,
   ``ldgn``, reuses it as in a sequential run); teachers are trained first;
+* of the runs that can start, the one with the most :func:`expected_work` starts first, so the
+  longest run does not start last while the other workers have nothing left to do (quick board,
+  seed 0: 309 s in registry order, EAC starting eighth and finishing alone 130 s later);
 * latency is never timed while other runs train: each finished run is kept in
   ``<out>/pending/<run>.pt`` (its record and inference network), and once no worker is left, the
   latency of each is timed here, one network at a time, with every thread, exactly as a sequential
@@ -42,6 +45,7 @@ from .engine import get_engine_options, set_engine_options
 from .protocol import (
     RunSpec,
     complete_latency,
+    estimator_params,
     expected_settings,
     fit_keys,
     fit_teacher,
@@ -51,6 +55,7 @@ from .protocol import (
     settings_of,
 )
 from .records import atomic_write, write_record
+from .registry import method_info
 
 Report = Callable[[RunSpec, dict, float], None]
 
@@ -133,6 +138,18 @@ def finish_pending(units: list[Unit], report: Report | None) -> list[Unit]:
     return left
 
 
+def expected_work(spec: RunSpec) -> float:
+    """A rough size of a run's training, for ordering only: the network's MFLOPs at its input size
+    times epochs (0 for a method without a stored cost). It ignores per-FLOP speed (EfficientNet is
+    slow per FLOP on a CPU) and extra passes (EAC runs its ResNet-50 twice a step)."""
+    info = method_info(spec.method)
+    if info.cost is None:
+        return 0.0
+    params = estimator_params(spec)
+    size = params.get("image_size") or info.cost.input_size
+    return info.cost.mflops * (size / info.cost.input_size) ** 2 * (params.get("epochs") or 1)
+
+
 def _init_worker(threads: int, options: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops workers
     # tqdm's default lock is a multiprocessing semaphore, which a stopped worker would leak
@@ -174,7 +191,7 @@ def run_parallel(units: list[Unit], *, jobs: int, threads: int, checkpoint_every
         if key is not None and key not in teachers_to_fit:
             teachers_to_fit[key] = unit
     fitted: dict = {}
-    todo = list(units)
+    todo = sorted(units, key=lambda u: -expected_work(u.spec))  # stable: registry order on ties
     trained: list[Unit] = []
     results: queue.Queue = queue.Queue()
     print(f"training {len(units)} run(s) in {jobs} worker processes of {threads} thread(s) each; "

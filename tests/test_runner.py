@@ -15,7 +15,7 @@ import bench.runner
 from bench.cli import _job_count, main
 from bench.protocol import RunSpec, run_deferring_latency
 from bench.records import run_path
-from bench.runner import Unit
+from bench.runner import Unit, expected_work
 
 METHODS = "shufflenet-v2,ours,ldgn"
 
@@ -122,3 +122,13 @@ def test_auto_jobs(monkeypatch, preset, threads, expected):
 def test_auto_jobs_on_cuda_is_one():
     args = Namespace(jobs="auto", device="cuda", preset="quick", threads=None)
     assert _job_count(args, units=list(range(13))) == 1
+
+
+def test_runs_with_more_expected_work_start_first():
+    def work(method, **params):
+        return expected_work(RunSpec(method, preset="quick", params=params))
+
+    assert work("eac") > work("efficientnet-b0") > work("shufflenet-v2") > 0
+    assert work("shufflenet-v2", epochs=20) == pytest.approx(2 * work("shufflenet-v2", epochs=10))
+    assert work("shufflenet-v2", image_size=96) == pytest.approx(4 * work("shufflenet-v2",
+                                                                          image_size=48))
