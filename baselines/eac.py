@@ -121,6 +121,6 @@ register(
     cost=Cost(params_m=23.52, mflops=4109.47),
     presets={"paper": dict(optimizer="adam", lr=1e-4, weight_decay=1e-4, scheduler="exponential",
                            gamma=0.9, batch_size=32, epochs=60),
-             "quick": {"epochs": 12, "batch_size": 32, "lr": 1e-3, "image_size": 32,
+             "quick": {"epochs": 10, "batch_size": 32, "lr": 1e-3, "image_size": 32,
                        "consistency": 1.0}},
 )
