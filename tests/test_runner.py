@@ -124,7 +124,7 @@ def test_auto_jobs_on_cuda_is_one():
     assert _job_count(args, units=list(range(13))) == 1
 
 
-def test_runs_with_more_expected_work_start_first():
+def test_expected_work_grows_with_flops_epochs_and_input_area():
     def work(method, **params):
         return expected_work(RunSpec(method, preset="quick", params=params))
 
