@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench import Cost, EmotionClassifier, Reference, register
+from bench.estimator import DesignPoint
 from bench.pretrained import torchvision_network
 
 
@@ -88,17 +89,16 @@ class EACClassifier(EmotionClassifier):
     erasing_p, erasing_scale : probability and area range of the random erasing.
     """
 
+    design_points = (DesignPoint(48, "its attention maps come from ResNet-50's layer4 (input/32): "
+                                 "at 32 px or less they are 1x1 and the flip consistency "
+                                 "compares single numbers"),)
+
     def __init__(self, *, epochs=60, batch_size=32, lr=1e-4, optimizer="adam", momentum=0.9,
-                 weight_decay=1e-4, scheduler="exponential", gamma=0.9, image_size=224,
-                 augment=True, pretrained=False, device="auto", random_state=None,
-                 validation_fraction=0.2, selection_metric="accuracy", classes=None, verbose=0,
-                 consistency=5.0, erasing_p=0.5, erasing_scale=(0.02, 0.25)):
-        super().__init__(
-            epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
-            weight_decay=weight_decay, scheduler=scheduler, gamma=gamma, image_size=image_size,
-            augment=augment, pretrained=pretrained, device=device, random_state=random_state,
-            validation_fraction=validation_fraction, selection_metric=selection_metric,
-            classes=classes, verbose=verbose)
+                 weight_decay=1e-4, scheduler="exponential", consistency=5.0, erasing_p=0.5,
+                 erasing_scale=(0.02, 0.25), **base):
+        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                         momentum=momentum, weight_decay=weight_decay, scheduler=scheduler,
+                         **base)
         self.consistency = consistency
         self.erasing_p = erasing_p
         self.erasing_scale = erasing_scale

@@ -41,12 +41,11 @@ import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from torch import nn
 
-from bench import Cost, EmotionClassifier, Reference, register
+from bench import Cost, Reference, register
 from bench.engine import batches
 from bench.pretrained import torchvision_network
+from bench.teacher import TEACHER_PRESETS, LabelDistributionStudent
 from bench.transforms import check_images, normalize, to_input
-from ours import LDGN_PRESETS
-from ours.ldl import LabelDistributionStudent
 
 ENCODER_SIZE = 48
 
@@ -91,7 +90,7 @@ def infer_sequences(groups, y) -> np.ndarray:
     return np.cumsum(change)
 
 
-class EMOClassifier(LabelDistributionStudent, EmotionClassifier):
+class EMOClassifier(LabelDistributionStudent):
     """ResNet-18 with K-means personalisation and Siamese frame skipping.
 
     Parameters (besides :class:`bench.EmotionClassifier`'s)
@@ -103,32 +102,20 @@ class EMOClassifier(LabelDistributionStudent, EmotionClassifier):
     prior : pseudo-count of the global centroid in each personalised centroid (0 = K-means
         centroids as they are).
     skip_epochs : epochs of the Siamese encoder's contrastive training.
-    ldl, teacher_params, fer2013_root : train on LDGN label distributions (``emo-ldl``), as in
-        :class:`ours.OursClassifier`.
+    ldl : train on the LDGN teacher's label distributions (``emo-ldl``; see
+        :class:`bench.teacher.LabelDistributionStudent` for the teacher's parameters).
     """
 
     calibration = "unlabeled"
     frame_order = True
 
-    def __init__(self, *, epochs=600, batch_size=128, lr=1e-4, optimizer="sgd", momentum=0.8,
-                 weight_decay=0.0, scheduler="constant", gamma=0.9, image_size=224, augment=True,
-                 pretrained=False, device="auto", random_state=None, validation_fraction=0.2,
-                 selection_metric="accuracy", classes=None, verbose=0, skip_threshold=0.95,
-                 blend=0.5, prior=5.0, skip_epochs=5, ldl=False, teacher_params=None,
-                 fer2013_root=None):
-        super().__init__(
-            epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
-            weight_decay=weight_decay, scheduler=scheduler, gamma=gamma, image_size=image_size,
-            augment=augment, pretrained=pretrained, device=device, random_state=random_state,
-            validation_fraction=validation_fraction, selection_metric=selection_metric,
-            classes=classes, verbose=verbose)
+    def __init__(self, *, skip_threshold=0.95, blend=0.5, prior=5.0, skip_epochs=5, ldl=False,
+                 **base):
+        super().__init__(ldl=ldl, **base)
         self.skip_threshold = skip_threshold
         self.blend = blend
         self.prior = prior
         self.skip_epochs = skip_epochs
-        self.ldl = ldl
-        self.teacher_params = teacher_params
-        self.fer2013_root = fer2013_root
 
     def build_network(self, n_classes):
         return EmbeddingResNet(n_classes, self.pretrained)
@@ -348,6 +335,6 @@ register(
     references={("reed", 4): Reference(accuracy=0.678, source="paper Table 4"),
                 ("emug", 4): Reference(accuracy=0.785, source="paper Table 4")},
     cost=_EMO_COST, ablation="EMO baseline ResNet-18 (LDL)",
-    presets={"smoke": {"skip_epochs": 1, "teacher_params": LDGN_PRESETS["smoke"]},
-             "quick": {"teacher_params": LDGN_PRESETS["quick"]}}, ldl=True,
+    presets={"smoke": {"skip_epochs": 1, "teacher_params": TEACHER_PRESETS["smoke"]},
+             "quick": {"teacher_params": TEACHER_PRESETS["quick"]}}, ldl=True,
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 
 from . import __version__
 from .classes import CLASS_SETS
-from .data import dataset_info, list_datasets, resolve_root
+from .data import dataset_info, dataset_label, list_datasets, resolve_root
 from .device import configure_threads, resolve_device, usable_cpus
 from .engine import engine_options
 from .errors import BenchError
@@ -27,7 +28,7 @@ from .leaderboard import write_all, write_leaderboard
 from .prepare import FACE_DATASETS, MUG_LAYOUT, ON_MISS, prepare_emug, prepare_eyes
 from .presets import PRESETS, get_preset
 from .profiling import profile
-from .protocol import RunSpec, estimator_params, expected_settings, settings_of
+from .protocol import RunSpec, estimator_params, expected_settings, forget_fits, settings_of
 from .records import atomic_write, board_name, run_path
 from .registry import get_estimator, list_methods, method_info
 from .runner import Unit, discard, finish_pending, run_parallel, run_sequential
@@ -200,6 +201,14 @@ def _training_args(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
     parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
                         help="start from ImageNet weights (default: the preset's; paper: yes)")
+    parser.add_argument("--teacher-pretrain", metavar="DATASET", choices=(*FACE_DATASETS, "none"),
+                        help="pre-train every teacher (and the ldgn row) on this face dataset "
+                        f"first ({', '.join(FACE_DATASETS)}); only subjects outside the split's "
+                        "validation and test subjects are used. Default: none, except that the "
+                        "quick preset on eye crops made by `bench prepare eyes` uses the face "
+                        "set they were cut from; 'none' turns that off")
+    parser.add_argument("--teacher-pretrain-root", metavar="DIR",
+                        help="its folder (default: $BENCH_DATA/<dataset>)")
     parser.add_argument("--param", action="append", metavar="NAME=VALUE",
                         help="set an estimator parameter of every method that has it, e.g. "
                         "--param fer2013_root=DIR (repeatable)")
@@ -304,7 +313,7 @@ def _method_params(args, methods: list[str]) -> dict[str, dict]:
     preset = get_preset(args.preset)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("image_size", args.image_size),
                                    ("pretrained", args.pretrained)) if v is not None}
-    extra = parse_params(args.param)
+    extra = {**_teacher_pretraining(args), **parse_params(args.param)}
     accepted = {m: method_info(m).estimator().get_params() for m in methods}
     unused = sorted(k for k in extra if not any(k in a for a in accepted.values()))
     if unused:
@@ -325,8 +334,24 @@ def _method_params(args, methods: list[str]) -> dict[str, dict]:
     return params
 
 
+def _teacher_pretraining(args) -> dict:
+    """``--teacher-pretrain`` as estimator parameters, its data checked before any work."""
+    if args.teacher_pretrain_root and not args.teacher_pretrain:
+        raise BenchError("--teacher-pretrain-root needs --teacher-pretrain DATASET")
+    if not args.teacher_pretrain:
+        return {}
+    if args.teacher_pretrain == "none":
+        return {"teacher_pretrain": None}
+    resolve_root(args.teacher_pretrain, args.teacher_pretrain_root)
+    root = args.teacher_pretrain_root
+    return {"teacher_pretrain": args.teacher_pretrain,
+            "teacher_pretrain_root": None if root is None else os.path.normpath(root)}
+
+
 def _root(args) -> str | None:
-    return str(Path(args.data_root).resolve()) if args.data_root else None
+    """The data root as given (normalised, not made absolute): records then name it relative to
+    where ``bench`` ran, so committed records carry no path of the machine that made them."""
+    return os.path.normpath(os.path.expanduser(args.data_root)) if args.data_root else None
 
 
 def _report(spec: RunSpec, record: dict, seconds: float) -> None:
@@ -349,7 +374,9 @@ def cmd_run(args) -> int:
     methods = _names(args.methods, list_methods(), "method")
     seeds = parse_seeds(args.seeds) if args.seeds else list(get_preset(args.preset).seeds)
     params = _method_params(args, methods)
+    forget_fits()  # every run of this command is trained by it (or found in its --out)
     root, out = _root(args), Path(args.out)
+    label = dataset_label(args.dataset, root)
     total_start = time.perf_counter()
     # seeds outside, methods inside: a split's teacher and data are shared by its methods, and
     # a complete first seed is on disk early
@@ -359,8 +386,8 @@ def cmd_run(args) -> int:
             spec = RunSpec(method, args.dataset, args.classes, seed, root, args.preset,
                            dict(params[method]), args.device, label_noise=args.label_noise,
                            strict=args.strict)
-            unit = Unit(spec, run_path(out, args.dataset, args.classes, method, seed,
-                                       args.label_noise), out)
+            unit = Unit(spec, run_path(out, label, args.classes, method, seed, args.label_noise),
+                        out)
             if args.force:
                 discard(unit)
             elif _existing(unit.path, expected_settings(spec)):
@@ -376,10 +403,10 @@ def cmd_run(args) -> int:
     else:
         run_sequential(units, checkpoint_every=args.checkpoint_every,
                        verbose=0 if args.quiet else 1, report=_report)
-    _, markdown = write_leaderboard(out, args.dataset, args.classes, label_noise=args.label_noise)
+    _, markdown = write_leaderboard(out, label, args.classes, label_noise=args.label_noise)
     print()
     print(markdown)
-    stem = out / board_name(args.dataset, args.classes, args.label_noise)
+    stem = out / board_name(label, args.classes, args.label_noise)
     extras = [p for p in (stem.with_name(f"{stem.name}-{s}.md") for s in ("ablation", "personalisation"))
               if p.exists()]
     for path in extras:

@@ -30,6 +30,10 @@ from .transforms import augment, normalize, to_input
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("constant", "cosine", "exponential")
 SELECTION_METRICS = ("accuracy", "macro_f1", "loss")
+#: ``None``: every training image once per epoch; ``"equal"``: each class an equal share of every
+#: epoch; ``"sqrt"``: shares in proportion to the square root of each class's size
+#: (:func:`balanced_order`)
+CLASS_BALANCE = (None, "equal", "sqrt")
 
 #: loss_fn(network, inputs, targets) -> (loss, logits)
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -146,6 +150,13 @@ class TrainConfig:
     precise_bn_images: int = 0
     #: train in NHWC unless the ``channels_last`` engine option says otherwise
     channels_last: bool = False
+    #: ``"equal"``/``"sqrt"`` draw class-balanced epochs (:func:`balanced_order`); ``None`` shuffles
+    class_balance: str | None = None
+    #: each epoch counts as at least this many optimiser steps: a training set of fewer batches
+    #: trains for more epochs (see :func:`planned_epochs`); 0 = ``epochs`` as given
+    min_epoch_steps: int = 0
+    #: stop after this many epochs without a better validation score (None: never stop early)
+    patience: int | None = None
     seed: int = 0
     verbose: int = 0
     desc: str = "train"
@@ -156,14 +167,62 @@ class TrainConfig:
                                    ("selection_metric", self.selection_metric, SELECTION_METRICS)):
             if value not in valid:
                 raise ValueError(f"{name}={value!r} is not one of {', '.join(valid)}")
+        if self.class_balance not in CLASS_BALANCE:
+            raise ValueError(f"class_balance={self.class_balance!r} is not one of "
+                             f"{', '.join(map(repr, CLASS_BALANCE))}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if self.min_epoch_steps < 0 or (self.patience is not None and self.patience < 1):
+            raise ValueError("min_epoch_steps must be at least 0 and patience at least 1 (or None)")
 
 
 @dataclass
 class TrainResult:
     best_epoch: int
     history: list[dict] = field(default_factory=list)
+    #: the epochs the run was planned for (``epochs``, raised by ``min_epoch_steps``)
+    planned_epochs: int = 0
+    #: True when ``patience`` ended it before ``planned_epochs``
+    stopped_early: bool = False
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch of ``n`` images (:func:`batches` drops a trailing partial
+    batch when there is more than one batch)."""
+    return max(1, n // batch_size) if n > batch_size else 1
+
+
+def planned_epochs(cfg: TrainConfig, n: int) -> int:
+    """``cfg.epochs``, or more on a small training set: at least ``epochs x min_epoch_steps``
+    optimiser steps in all. A budget in epochs alone starves small datasets (85 training images
+    in batches of 32 make 2 steps an epoch), while a floor leaves large ones untouched."""
+    if not cfg.min_epoch_steps:
+        return cfg.epochs
+    return max(cfg.epochs, math.ceil(cfg.epochs * cfg.min_epoch_steps / steps_per_epoch(n, cfg.batch_size)))
+
+
+def balanced_order(labels: np.ndarray, generator: torch.Generator, rule: str = "equal") -> torch.Tensor:
+    """One class-balanced epoch of ``len(labels)`` indices. Each class gets a share of the epoch,
+    equal for ``"equal"`` and in proportion to the square root of its size for ``"sqrt"`` (a
+    milder correction: a class 16 times larger is drawn 4 times as often, not 16 times); the
+    rounding remainder goes to randomly chosen classes. A class's share is drawn without
+    replacement from its images and repeats them only when it is larger than the class; then the
+    epoch is shuffled. On balanced data every image appears exactly once, as in an ordinary
+    epoch."""
+    classes, counts = np.unique(labels, return_counts=True)
+    n, k = len(labels), len(classes)
+    weight = np.ones(k) if rule == "equal" else np.sqrt(counts)
+    quota = np.floor(n * weight / weight.sum()).astype(int)
+    quota[torch.randperm(k, generator=generator)[: n - quota.sum()].numpy()] += 1
+    chosen = []
+    for c, share in zip(classes, quota):
+        members = torch.from_numpy(np.flatnonzero(labels == c))
+        rounds = -(-int(share) // len(members))
+        picks = torch.cat([members[torch.randperm(len(members), generator=generator)]
+                           for _ in range(rounds)])
+        chosen.append(picks[:share])
+    order = torch.cat(chosen)
+    return order[torch.randperm(n, generator=generator)]
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -188,10 +247,13 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
     return None
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator | None, drop_last: bool):
-    """Index batches; shuffled when a generator is given. A trailing batch of one is always
-    dropped in training, since batch norm cannot normalise a single pooled sample."""
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+def batches(n: int, batch_size: int, generator: torch.Generator | None, drop_last: bool,
+            order: torch.Tensor | None = None):
+    """Index batches of ``order`` (default: shuffled when a generator is given). A trailing batch
+    of one is always dropped in training, since batch norm cannot normalise a single pooled
+    sample."""
+    if order is None:
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         if drop_last and (len(idx) < batch_size and n > batch_size or len(idx) < 2):
@@ -265,11 +327,18 @@ def recompute_bn_stats(network: nn.Module, X: np.ndarray, n_images: int, image_s
 
 def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainConfig,
           device: torch.device, loss_fn: LossFn = cross_entropy_loss,
-          X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> TrainResult:
+          X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
+          labels: np.ndarray | None = None) -> TrainResult:
     """Train ``network`` in place; on return it holds the weights of the best validation epoch
-    (the last epoch when there is no validation data)."""
+    (the last epoch when there is no validation data).
+
+    ``labels`` (class indices of ``X``) are needed for ``class_balance`` when ``targets`` are
+    label distributions; by default they are ``targets`` (hard labels) or their argmax."""
     if len(X) < 2:
         raise ValueError("training needs at least two images")
+    cfg = replace(cfg, epochs=planned_epochs(cfg, len(X)))
+    if cfg.class_balance is not None and labels is None:
+        labels = (targets if targets.ndim == 1 else targets.argmax(1)).cpu().numpy()
     generator = torch.Generator().manual_seed(cfg.seed)
     ckpt = checkpoint_path(network, X, targets, cfg)
     network.to(device)
@@ -293,7 +362,7 @@ def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainCo
         best_epoch, first = state["best_epoch"], state["epoch"] + 1
         print(f"{cfg.desc}: resuming after epoch {state['epoch']} of {cfg.epochs} from {ckpt}",
               file=sys.stderr, flush=True)
-    last_save = time.perf_counter()
+    last_save, stopped = time.perf_counter(), False
     bar = tqdm(range(first, cfg.epochs + 1), desc=cfg.desc, disable=not cfg.verbose,
                leave=False, unit="epoch", dynamic_ncols=True)
     for epoch in bar:
@@ -302,7 +371,9 @@ def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainCo
         total = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        for idx in batches(len(X), cfg.batch_size, generator, drop_last=True):
+        order = None if cfg.class_balance is None else \
+            balanced_order(labels, generator, cfg.class_balance)
+        for idx in batches(len(X), cfg.batch_size, generator, drop_last=True, order=order):
             t = targets[torch.from_numpy(idx).to(device)]
             loss, logits = train_step(model, opt, scaler, X[idx], t, cfg, generator, device,
                                       loss_fn)
@@ -340,6 +411,10 @@ def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainCo
             last_save = time.perf_counter()
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()
                          if k in ("train_loss", "val_accuracy") and not math.isnan(v)})
+        if cfg.patience and best is not None and epoch - best_epoch >= cfg.patience:
+            stopped = epoch < cfg.epochs
+            break
     if best_state is not None:
         network.load_state_dict(best_state)
-    return TrainResult(best_epoch=best_epoch, history=history)
+    return TrainResult(best_epoch=best_epoch, history=history, planned_epochs=cfg.epochs,
+                       stopped_early=stopped)

@@ -20,12 +20,31 @@ declarations instead of knowing methods by name:
     ``True`` (an attribute or property) when the method learns from a teacher network. It then has
     ``make_teacher()`` (an unfitted teacher estimator), accepts ``fit(..., teacher=fitted)`` and
     sets ``teacher_`` (a dict with at least ``train_s``). The protocol trains one teacher per split
-    and shares it among the students that ask for the same one.
+    and shares it among the students that ask for the same one (see :mod:`bench.teacher`).
+``external_data``
+    ``True`` when ``fit`` may read data beyond what it is given (pre-training on another
+    dataset). ``fit`` then accepts ``exclude_subjects=``, and the protocol passes the split's
+    validation and test subjects, which must never reach any training.
+``design_points``
+    :class:`DesignPoint` s: the smallest input at which a part of the method is still what its
+    paper describes (EAC's attention maps, Inception v3's native input, ...). A run below one is
+    still scored, and its board row carries a footnote made from the declaration.
+
+**Parameters are written once.** A subclass lists only its own parameters, keyword-only, and
+passes the rest on with ``**base``; its ``__init__`` signature (which scikit-learn's
+``get_params``, ``clone`` and ``GridSearchCV`` read) is completed with the inherited ones::
+
+    class MyNet(EmotionClassifier):
+        def __init__(self, *, width=16, image_size=64, **base):   # own default for image_size
+            super().__init__(image_size=image_size, **base)
+            self.width = width
 """
 
 from __future__ import annotations
 
+import inspect
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -44,6 +63,36 @@ from .transforms import check_images
 
 CALIBRATION_KINDS = (None, "neutral", "unlabeled", "labeled")
 _FORMAT = "bench-estimator/1"
+
+
+@dataclass(frozen=True)
+class DesignPoint:
+    """The smallest square input (px) at which a part of a method is still itself, and why; with
+    ``requires``, it applies only when that boolean parameter is on (e.g. a module's switch)."""
+
+    min_size: int
+    reason: str
+    requires: str | None = None
+
+
+def _complete_signature(cls) -> None:
+    """Give ``cls.__init__`` (``(self, *, own..., **base)``) the full signature: the parent's
+    parameters, then its own (which override inherited defaults)."""
+    init = cls.__dict__.get("__init__")
+    if init is None:
+        return
+    signature = inspect.signature(init)
+    params = list(signature.parameters.values())
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        return  # a complete signature of its own
+    own = [p for p in params[1:] if p.kind is not p.VAR_KEYWORD]
+    if any(p.kind is not p.KEYWORD_ONLY for p in own):
+        raise TypeError(f"{cls.__name__}.__init__: parameters must be keyword-only (after *)")
+    parent = next(c for c in cls.__mro__[1:] if "__init__" in c.__dict__)
+    names = {p.name for p in own}
+    inherited = [p for p in list(inspect.signature(parent.__init__).parameters.values())[1:]
+                 if p.name not in names]
+    init.__signature__ = signature.replace(parameters=[params[0], *inherited, *own])
 
 
 class EmotionClassifier(ClassifierMixin, BaseEstimator):
@@ -71,6 +120,14 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
     selection_metric : validation ``"accuracy"``, ``"macro_f1"`` or ``"loss"`` for the best epoch.
     classes : the label set and output order; default the sorted unique labels of ``y``. Give it
         when a class may be missing from a training set but must stay an output.
+    class_balance : ``None`` (every training image once per epoch), ``"equal"`` (each class an
+        equal share of every epoch) or ``"sqrt"`` (shares in proportion to the square root of
+        the class sizes): class-balanced epochs (:func:`bench.engine.balanced_order`) against a
+        majority class swamping a small dataset.
+    min_epoch_steps : each epoch counts as at least this many optimiser steps, so a small
+        training set trains for more epochs (:func:`bench.engine.planned_epochs`); 0 = off.
+    patience : stop after this many epochs without a better validation score (``None``: train
+        every epoch); the weights of the best epoch are kept either way.
     verbose : 0 silent, 1 progress bars.
     """
 
@@ -83,11 +140,20 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
     #: train and predict in NHWC memory format, for networks measured faster that way on a CPU
     #: (the ``channels_last`` engine option overrides it for every method)
     channels_last: ClassVar[bool] = False
+    #: fit may read other datasets and accepts ``exclude_subjects=`` (see the module doc)
+    external_data: ClassVar[bool] = False
+    #: the inputs below which parts of the method stop being themselves (see the module doc)
+    design_points: ClassVar[tuple[DesignPoint, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _complete_signature(cls)
 
     def __init__(self, *, epochs=600, batch_size=128, lr=1e-4, optimizer="sgd", momentum=0.8,
                  weight_decay=0.0, scheduler="constant", gamma=0.9, image_size=224, augment=True,
                  pretrained=False, device="auto", random_state=None, validation_fraction=0.2,
-                 selection_metric="accuracy", classes=None, verbose=0):
+                 selection_metric="accuracy", classes=None, class_balance=None,
+                 min_epoch_steps=0, patience=None, verbose=0):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -104,7 +170,28 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.selection_metric = selection_metric
         self.classes = classes
+        self.class_balance = class_balance
+        self.min_epoch_steps = min_epoch_steps
+        self.patience = patience
         self.verbose = verbose
+
+    @classmethod
+    def base_param_names(cls) -> list[str]:
+        """The parameters every method shares (those of :class:`EmotionClassifier` itself)."""
+        return EmotionClassifier._get_param_names()
+
+    def fit_signature(self, y) -> dict:
+        """The parameters that decide what ``fit`` learns from training labels ``y``: all of
+        them, unless a parameter has no effect on such data (e.g. oversampling a dataset that
+        is already balanced). Two runs of equal signature on the same split train the same
+        model, so the protocol fits it once."""
+        return self.get_params()
+
+    def design_point(self) -> DesignPoint | None:
+        """The strictest of the declared design points that apply with these parameters."""
+        points = [p for p in type(self).design_points
+                  if p.requires is None or getattr(self, p.requires, False)]
+        return max(points, key=lambda p: p.min_size, default=None)
 
     # ----------------------------------------------------------------- what a method implements
     def build_network(self, n_classes: int) -> nn.Module:
@@ -163,10 +250,12 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
         self._prepare_network(self.network_, device)
         targets = self._targets(X, y_idx, device)
         result = train(self.network_, X, targets, self._train_config(), device, self._loss,
-                       X_val if len(X_val) else None, y_val)
+                       X_val if len(X_val) else None, y_val, labels=y_idx)
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         self.n_epochs_ = len(result.history)
+        self.planned_epochs_ = result.planned_epochs
+        self.stopped_early_ = result.stopped_early
         return self
 
     def _seed(self) -> int:
@@ -180,7 +269,8 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
             scheduler=self.scheduler, gamma=self.gamma, image_size=self.image_size,
             augment=self.augment, selection_metric=self.selection_metric,
             precise_bn_images=self.precise_bn_images, channels_last=self.channels_last,
-            seed=self._seed(),
+            class_balance=self.class_balance, min_epoch_steps=self.min_epoch_steps,
+            patience=self.patience, seed=self._seed(),
             verbose=self.verbose, desc=desc or type(self).__name__)
 
     def _encode(self, y: np.ndarray) -> np.ndarray:

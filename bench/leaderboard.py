@@ -24,12 +24,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
+from .quality import MAJORITY, Footnotes, is_collapsed, majority_reference, row_notes  # noqa: E402
 from .records import atomic_write, board_name, load_records  # noqa: E402
 from .registry import list_methods, method_info  # noqa: E402
 
 COLUMNS = ["method", "n_seeds", "accuracy", "accuracy_std", "macro_precision", "macro_recall",
            "macro_f1", "macro_f1_std", "params_m", "mflops", "latency_ms", "latency_iqr_ms",
-           "latency_device", "calibration", "train_s"]
+           "latency_device", "calibration", "train_s", "val_accuracy", "min_predicted_classes",
+           "collapsed", "notes"]
 PAPER_COLUMNS = ["paper_accuracy", "paper_f1", "gap_accuracy"]
 
 
@@ -48,8 +50,13 @@ def summarise(records: list[dict]) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     dataset, classes = records[0]["dataset"], records[0]["classes"]
     runs = pd.DataFrame(records)
+    for column in ("val_accuracy", "n_predicted_classes"):
+        if column not in runs:  # records written before these were kept
+            runs[column] = np.nan
+    reference = majority_reference(records)
     rows = []
     for method, g in runs.groupby("method", sort=False):
+        notes = row_notes([r for r in records if r["method"] == method], records, reference)
         rows.append({
             "method": method,
             "n_seeds": int(g["seed"].nunique()),
@@ -66,6 +73,10 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "latency_device": ", ".join(sorted(set(g["latency_device"].dropna()))),
             "calibration": "yes" if g["calibration"].any() else "no",
             "train_s": g["train_s"].mean(),
+            "val_accuracy": g["val_accuracy"].mean(),
+            "min_predicted_classes": g["n_predicted_classes"].min(),
+            "collapsed": is_collapsed(notes),
+            "notes": " | ".join(notes),
         })
     table = pd.DataFrame(rows, columns=COLUMNS)
     refs = [paper_reference(m, dataset, classes) for m in table["method"]]
@@ -109,9 +120,13 @@ def settings_lines(records: list[dict]) -> list[str]:
 def render_markdown(table: pd.DataFrame, records: list[dict]) -> str:
     """The leaderboard as a Markdown page."""
     first = records[0]
-    dataset, classes = first["dataset"], first["classes"]
+    dataset, classes = first.get("board") or first["dataset"], first["classes"]
+    if dataset != first["dataset"]:
+        dataset = f"{dataset} ({first['dataset']} layout, {first['data']['root']})"
     sizes = sorted({r["cost"]["input_size"] for r in records})
     devices = sorted({d for d in table["latency_device"] if d})
+    footnotes = Footnotes()
+    marks = [footnotes.mark(n.split(" | ") if n else []) for n in table["notes"]]
     shown = pd.DataFrame({
         "Method": table["method"],
         "Seeds": table["n_seeds"],
@@ -125,11 +140,21 @@ def render_markdown(table: pd.DataFrame, records: list[dict]) -> str:
                              for m, q in zip(table["latency_ms"], table["latency_iqr_ms"])],
         "Calibration": table["calibration"],
         "Train s": [_num(v, ".0f") for v in table["train_s"]],
+        "Notes": marks,
     })
+    reference = majority_reference(records)
+    if reference is not None:
+        shown.loc[len(shown)] = pd.Series({
+            **{c: "" for c in shown.columns}, "Method": f"*{MAJORITY} (reference)*",
+            "Seeds": len(reference["seeds"]),
+            "Accuracy %": _pm(reference["accuracy"], reference["accuracy_std"], 100),
+            "Macro F1": _num(reference["macro_f1"], ".3f")})
     if "paper_accuracy" in table:
-        shown["Paper acc %"] = [_num(v * 100, ".1f") if pd.notna(v) else "" for v in table["paper_accuracy"]]
-        shown["Paper F1"] = [_num(v, ".3f") for v in table["paper_f1"]]
-        shown["Gap (points)"] = [_num(v * 100, "+.1f") for v in table["gap_accuracy"]]
+        pad = [""] * (len(shown) - len(table))
+        shown["Paper acc %"] = [_num(v * 100, ".1f") if pd.notna(v) else ""
+                                for v in table["paper_accuracy"]] + pad
+        shown["Paper F1"] = [_num(v, ".3f") for v in table["paper_f1"]] + pad
+        shown["Gap (points)"] = [_num(v * 100, "+.1f") for v in table["gap_accuracy"]] + pad
     dropped = first.get("data", {}).get("dropped") or {}
     noise = float(first.get("label_noise", 0.0))
     lines = [
@@ -149,6 +174,7 @@ def render_markdown(table: pd.DataFrame, records: list[dict]) -> str:
         "",
         shown.to_markdown(index=False, disable_numparse=True),
         "",
+        *_quality_lines(footnotes, reference),
         "Settings:",
         "",
         *settings_lines(records),
@@ -168,7 +194,57 @@ def render_markdown(table: pd.DataFrame, records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def render_ablation(table: pd.DataFrame, dataset: str, classes: int) -> str | None:
+def _quality_lines(footnotes: Footnotes, reference: dict | None) -> list[str]:
+    lines = []
+    if reference is not None:
+        lines += [f"The {MAJORITY} reference predicts each split's most frequent training class "
+                  f"({', '.join(reference['classes'])}) for every test image: a row near it has "
+                  "learned nothing beyond the class balance. Notes flag rows that are not (or not "
+                  "only) the method they name; see docs/protocol.md, \"Rows that mean what they "
+                  "say\".", ""]
+    if footnotes.texts:
+        lines += ["Notes:", "", *[f"- {line}" for line in footnotes.lines()], ""]
+    return lines
+
+
+def teacher_rows(records: list[dict]) -> list[dict]:
+    """One row per (seed, teacher) that taught some record: how good the teacher was."""
+    rows, seen = [], set()
+    for r in sorted(records, key=lambda r: r["seed"]):
+        t = r.get("teacher") or {}
+        key = (r["seed"], t.get("val_accuracy"), t.get("epochs"))
+        if not t or key in seen:
+            continue
+        seen.add(key)
+        peers = [p for p in records if p["seed"] == r["seed"] and not p.get("teacher")
+                 and p["method"] != t.get("method") and p.get("val_accuracy") is not None]
+        best = max(peers, key=lambda p: p["val_accuracy"], default=None)
+        pre = t.get("pretrain") or {}
+        rows.append({
+            "Seed": r["seed"],
+            "Epochs (planned)": f"{t.get('epochs')} ({t.get('planned_epochs', t.get('epochs'))})",
+            "Best epoch": t.get("best_epoch"),
+            "Val acc %": _num(_pct(t.get("val_accuracy")), ".1f"),
+            "Val F1": _num(t.get("val_macro_f1"), ".3f"),
+            "Acc % on the images it labels": _num(_pct(t.get("labelled_accuracy")), ".1f"),
+            "Entropy (of uniform)": _num(t.get("relative_entropy"), ".2f"),
+            "Pre-trained on": f"{pre['dataset']} ({pre['images']} images, {pre['left_out_subjects']} "
+                              "subjects left out)" if pre else "",
+            "Best hard-label row, val acc %": f"{best['method']} {_pct(best['val_accuracy']):.1f}"
+                                              if best else "",
+            "Teacher at least as good": ("yes" if t.get("val_accuracy") is not None
+                                         and t["val_accuracy"] >= best["val_accuracy"] else "no")
+                                        if best else "",
+        })
+    return rows
+
+
+def _pct(value):
+    return None if value is None else value * 100
+
+
+def render_ablation(table: pd.DataFrame, dataset: str, classes: int,
+                    records: list[dict] | None = None) -> str | None:
     """The methods registered with an ``ablation`` row label, in registration order, shaped like
     the paper's Tables 3 and 4: measured cost and accuracy with the paper's numbers beside them."""
     measured = table.set_index("method")
@@ -201,9 +277,22 @@ def render_ablation(table: pd.DataFrame, dataset: str, classes: int) -> str | No
         "",
         pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True),
         "",
+        *_teacher_section(records or []),
         "Generated by `bench leaderboard` from the run records in runs/.",
         "",
     ])
+
+
+def _teacher_section(records: list[dict]) -> list[str]:
+    rows = teacher_rows(records)
+    if not rows:
+        return []
+    return ["## The label distribution generator (teacher), per seed", "",
+            "Validation scores at its chosen epoch; accuracy on, and mean entropy of the "
+            "distributions it hands over for, the training images the students learn from "
+            "(entropy as a fraction of the uniform distribution's: 1 = no information, 0 = one-"
+            "hot); the best row of the same split trained on hard labels, for comparison.", "",
+            pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True), ""]
 
 
 def render_personalisation(records: list[dict]) -> str | None:
@@ -265,7 +354,8 @@ def confusion_png(records: list[dict]) -> bytes:
 
 
 def _board_key(record: dict) -> tuple[str, int, float]:
-    return record["dataset"], int(record["classes"]), float(record.get("label_noise", 0.0))
+    return (record.get("board") or record["dataset"], int(record["classes"]),
+            float(record.get("label_noise", 0.0)))
 
 
 def write_leaderboard(out, dataset: str, classes: int, records: list[dict] | None = None,
@@ -284,7 +374,7 @@ def write_leaderboard(out, dataset: str, classes: int, records: list[dict] | Non
     markdown = render_markdown(table, records)
     atomic_write(out / f"{stem}.csv", table.to_csv(index=False, float_format="%.6g"))
     atomic_write(out / f"{stem}.md", markdown)
-    for suffix, text in (("ablation", render_ablation(table, dataset, classes)),
+    for suffix, text in (("ablation", render_ablation(table, dataset, classes, records)),
                          ("personalisation", render_personalisation(records))):
         path = out / f"{stem}-{suffix}.md"
         if text:

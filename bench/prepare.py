@@ -19,6 +19,8 @@ removed. A non-empty OUT without a manifest is refused, so nothing of the user's
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from tqdm.auto import tqdm
 from .classes import canonical_name, class_set
 from .data import list_samples
 from .data.folder import list_folder
+from .data.registry import SOURCE
 from .errors import DatasetError
 from .eyecrop import EyeCropper, Located
 from .records import atomic_write
@@ -88,9 +91,9 @@ def prepare_eyes(dataset: str, root, out, classes: int = 7, cropper: EyeCropper 
     if dataset not in FACE_DATASETS:
         raise DatasetError(f"cannot crop eyes from {dataset!r}; face datasets: "
                            f"{', '.join(FACE_DATASETS)}")
-    listing, _ = list_samples(dataset, root, classes)
+    listing, path = list_samples(dataset, root, classes)
     return _prepare(listing.table, listing.decode, dataset, out, classes, cropper, on_miss,
-                    preview, progress, seed)
+                    preview, progress, seed, source=(dataset, path))
 
 
 def prepare_emug(mug_root, out, classes: int = 7, cropper: EyeCropper | None = None,
@@ -112,7 +115,8 @@ def prepare_emug(mug_root, out, classes: int = 7, cropper: EyeCropper | None = N
                     seed)
 
 
-def _prepare(table, decode, name, out, classes, cropper, on_miss, preview, progress, seed):
+def _prepare(table, decode, name, out, classes, cropper, on_miss, preview, progress, seed,
+             source=None):
     if on_miss not in ON_MISS:
         raise DatasetError(f"unknown --on-miss {on_miss!r}; valid: {', '.join(ON_MISS)}")
     out = Path(out).expanduser()
@@ -160,10 +164,19 @@ def _prepare(table, decode, name, out, classes, cropper, on_miss, preview, progr
     report.removed_stale = _remove_stale(out, old, set(crops))
     manifest = pd.DataFrame(rows)
     manifest["file"] = manifest["file"].where(manifest["method"] != "dropped", "")
+    if source is not None and source[1] is not None:
+        write_source(out, *source)
     atomic_write(out / MANIFEST, manifest.to_csv(index=False))
     if preview is not None:
         write_contact_sheet(samples, preview, seed=seed)
     return report
+
+
+def write_source(out: Path, dataset: str, root: Path) -> None:
+    """``OUT/source.json``: the face dataset the crops were cut from, its root relative to OUT, so
+    that the folder can be moved with its source (see :func:`bench.data.prepared_source`)."""
+    rel = os.path.relpath(Path(root).expanduser().resolve(), Path(out).expanduser().resolve())
+    atomic_write(out / SOURCE, json.dumps({"dataset": dataset, "root": rel}, indent=1) + "\n")
 
 
 def _with_classes(table: pd.DataFrame, classes: int) -> pd.DataFrame:

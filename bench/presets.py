@@ -33,6 +33,9 @@ class Preset:
     #: 1 where a run needs several GB (paper: 224 px, batch 128) or lasts seconds (smoke: a
     #: worker process takes seconds to start)
     cpu_jobs: int | None = 1
+    #: on eye crops made by ``bench prepare eyes``, pre-train teachers on the face set they were
+    #: cut from (training subjects only), unless ``teacher_pretrain`` is given
+    teacher_pretrain_on_source: bool = False
 
 
 PRESETS = {
@@ -43,11 +46,14 @@ PRESETS = {
         latency_time=0.05, train_frames=4, test_frames=8, throughput_batch=0,
     ),
     "quick": Preset(
-        "quick", "the whole board in minutes on a 2-core CPU: 10 epochs at 48 px on 4 frames "
-        "of each training sequence, AdamW with a cosine schedule",
+        "quick", "the whole board in minutes on a 2-core CPU: 10 epochs (at least 10 steps "
+        "each) at 48 px on 4 frames of each training sequence, AdamW with a cosine schedule, "
+        "square-root class balancing, best epoch by validation macro F1",
         dict(epochs=10, batch_size=32, image_size=48, optimizer="adamw", lr=3e-3,
-             weight_decay=5e-2, scheduler="cosine", pretrained=False),
+             weight_decay=5e-2, scheduler="cosine", pretrained=False, class_balance="sqrt",
+             selection_metric="macro_f1", min_epoch_steps=10),
         latency_time=0.25, train_frames=4, test_frames=12, throughput_batch=0, cpu_jobs=None,
+        teacher_pretrain_on_source=True,
     ),
     "paper": Preset(
         "paper", "the paper's recipe: 600 epochs at 224 px, SGD momentum 0.8, lr 1e-4, batch "

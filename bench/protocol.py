@@ -23,6 +23,7 @@ What a run does, for every method alike (:func:`train_on_split` does steps 1-4):
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -33,7 +34,14 @@ import numpy as np
 from sklearn.base import clone
 from torch import nn
 
-from .data import EmotionDataset, dataset_info, load_dataset, resolve_root
+from .data import (
+    EmotionDataset,
+    dataset_info,
+    dataset_label,
+    load_dataset,
+    prepared_source,
+    resolve_root,
+)
 from .device import resolve_device
 from .engine import get_engine_options, is_channels_last
 from .errors import BenchError, DatasetError
@@ -75,6 +83,9 @@ def estimator_params(spec: RunSpec) -> dict:
     info = method_info(spec.method)
     accepted = info.estimator().get_params()
     params = {k: v for k, v in preset_params(spec.preset, info.presets).items() if k in accepted}
+    source = prepared_source(spec.dataset, spec.root)
+    if get_preset(spec.preset).teacher_pretrain_on_source and source and "teacher_pretrain" in accepted:
+        params.update(teacher_pretrain=source[0], teacher_pretrain_root=source[1])
     return {**params, **spec.params, "random_state": spec.seed, "device": spec.device}
 
 
@@ -109,52 +120,87 @@ def dataset_for(spec: RunSpec, image_size: int) -> EmotionDataset:
     return data
 
 
-_teachers: dict = {}
+#: fitted estimators of this process by fit key (:func:`fit_keys`): the split's teacher and the
+#: last fits, so that a teacher is trained once per split and an identical fit (the teacher's own
+#: row, or a variant whose difference has no effect on this data) is reused, not repeated
+_fits: dict = {}
+_KEPT_FITS = 3
 
 
-def shared_teacher(student: EmotionClassifier, spec: RunSpec, train_data, validation_data):
+def provide_fit(key: tuple, estimator: EmotionClassifier) -> None:
+    """Make ``estimator`` (fitted here or in another process) the fit of ``key``, as if this
+    process had trained it; the oldest of more than a few kept fits is dropped."""
+    _fits.pop(key, None)
+    _fits[key] = estimator
+    while len(_fits) > _KEPT_FITS:
+        del _fits[next(iter(_fits))]
+
+
+def forget_fits() -> None:
+    """Drop the fits kept in this process (``bench run`` starts each command afresh)."""
+    _fits.clear()
+
+
+def fitted_estimator(key: tuple) -> EmotionClassifier:
+    """The fit this process made (or was given) for ``key``."""
+    return _fits[key]
+
+
+def shared_teacher(student: EmotionClassifier, spec: RunSpec, train_data, validation_data,
+                   held_out: list):
     """A fitted teacher for ``student``, shared by every student of the same split that asks for
-    an identical teacher (the last one is kept), so that e.g. all label-distribution methods of a
-    seed learn from one generator, trained once."""
+    an identical teacher, so that e.g. all label-distribution methods of a seed learn from one
+    generator, trained once. ``held_out`` (the split's validation and test subjects) never reach
+    the teacher, pre-training on another dataset included."""
     teacher = student.make_teacher()
-    key = _fit_key(teacher, spec, train_data[0].shape[1:])
-    if key not in _teachers:
-        provide_teacher(key, teacher.fit(*train_data, validation_data=validation_data))
-    return _teachers[key]
+    key = _fit_key(teacher, spec, train_data[0].shape[1:], train_data[1])
+    if key not in _fits:
+        provide_fit(key, teacher.fit(*train_data, validation_data=validation_data,
+                                     exclude_subjects=held_out))
+    return _fits[key]
 
 
-def provide_teacher(key: tuple, teacher: EmotionClassifier) -> None:
-    """Make ``teacher`` (fitted elsewhere, e.g. in another process) the shared teacher of
-    ``key`` (see :func:`fit_keys`), as if this process had trained it."""
-    _teachers.clear()
-    _teachers[key] = teacher
+def held_out_subjects(run: TrainedRun) -> list:
+    """The subjects of a run's split that training must never see: validation and test (the
+    calibration images are test subjects' images)."""
+    split, subjects = run.split, run.dataset.subjects
+    if subjects is None:
+        return []
+    idx = np.concatenate([split.val, split.test, split.calibration]).astype(int)
+    return sorted({str(s) for s in subjects[idx]})
 
 
 def fit_keys(spec: RunSpec) -> tuple[tuple, tuple | None]:
-    """(the key of ``spec``'s own fit, the key of its teacher's fit or ``None``). A run whose own
-    key is some student's teacher key is that teacher (it reuses the fit); a process that fits a
-    teacher elsewhere hands it over with :func:`provide_teacher`."""
-    est = build_estimator(spec)
-    dataset = dataset_for(spec, est.image_size)
-    est.set_params(classes=list(dataset.class_names))
-    shape = dataset.images.shape[1:]
-    teacher = _fit_key(est.make_teacher(), spec, shape) \
+    """(the key of ``spec``'s own fit, the key of its teacher's fit or ``None``). Two runs with
+    the same own key train the very same model (a run whose own key is some student's teacher
+    key is that teacher), so one fit serves both; a process that fits elsewhere hands the fit
+    over with :func:`provide_fit`."""
+    run, train, _ = _prepared(spec, None, 0, whole_test=False)
+    est, shape = run.estimator, run.dataset.images.shape[1:]
+    teacher = _fit_key(est.make_teacher(), spec, shape, train[1]) \
         if getattr(est, "needs_teacher", False) else None
-    return _fit_key(est, spec, shape), teacher
+    return _fit_key(est, spec, shape, train[1]), teacher
 
 
 def fit_teacher(spec: RunSpec) -> tuple[tuple, EmotionClassifier]:
     """Train the teacher of ``spec``'s method on ``spec``'s split; returns (key, fitted teacher)."""
     run, train, fit_args = _prepared(spec, None, 0, whole_test=False)
-    teacher = shared_teacher(run.estimator, spec, train, fit_args["validation_data"])
+    teacher = shared_teacher(run.estimator, spec, train, fit_args["validation_data"],
+                             held_out_subjects(run))
     return fit_keys(spec)[1], teacher
 
 
-def _fit_key(estimator: EmotionClassifier, spec: RunSpec, image_shape: tuple) -> tuple:
-    """Identifies a fit: the estimator's class and settings, and the data (split and the stored
+def _fit_key(estimator: EmotionClassifier, spec: RunSpec, image_shape: tuple, y_train) -> tuple:
+    """Identifies a fit: the estimator's class and the settings that matter for these training
+    labels (:meth:`~bench.EmotionClassifier.fit_signature`), and the data (split and the stored
     image shape, since methods of other input sizes load the images at other sizes)."""
-    settings = {k: v for k, v in estimator.get_params().items() if k != "verbose"}
-    return (type(estimator).__name__, repr(sorted(settings.items())), spec.dataset, spec.root,
+    settings = {k: v for k, v in estimator.fit_signature(np.asarray(y_train)).items()
+                if k != "verbose"}
+    cls = type(estimator)
+    declared = (cls.calibration, cls.frame_order, cls.channels_last, cls.precise_bn_images,
+                get_engine_options().as_dict())  # engine options change the fit too
+    return (f"{cls.__module__}.{cls.__qualname__}", repr(declared), repr(sorted(settings.items())),
+            spec.dataset, spec.root,
             spec.classes, spec.seed, spec.calibration_share, spec.label_noise,
             repr(sorted(spec.dataset_options.items())), tuple(image_shape))
 
@@ -221,17 +267,24 @@ def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
     the full sequences)."""
     run, train, fit_args = _prepared(spec, estimator, verbose, whole_test)
     est, dataset = run.estimator, run.dataset
-    if getattr(est, "needs_teacher", False):
-        fit_args["teacher"] = shared_teacher(est, spec, train, fit_args["validation_data"])
-    reused = _teachers.get(_fit_key(est, spec, dataset.images.shape[1:]))
+    key = _fit_key(est, spec, dataset.images.shape[1:], train[1])
+    reused = _fits.get(key)
     if reused is None:
+        if getattr(est, "needs_teacher", False):
+            fit_args["teacher"] = shared_teacher(est, spec, train, fit_args["validation_data"],
+                                                 held_out_subjects(run))
+        if type(est).external_data:
+            fit_args["exclude_subjects"] = held_out_subjects(run)
         start = time.perf_counter()
         est.fit(*train, **fit_args)
         run.train_s = time.perf_counter() - start
-    else:  # this very model was just trained as a teacher on this split: reuse it
+        provide_fit(key, est)
+    else:  # this very model was trained on this split already (e.g. as a teacher): reuse it,
+        # a copy where calibration would change it
+        reused = copy.deepcopy(reused) if type(reused).calibration else reused
         run.estimator, run.reused_fit = reused, True
         run.train_s = sum(h["seconds"] for h in reused.history_)
-    if "teacher" in fit_args:  # trained outside fit: count it, so train_s always includes it
+    if getattr(run.estimator, "teacher_", None):  # trained outside fit: count it in train_s
         run.train_s += run.estimator.teacher_["train_s"]
     _calibrate(run, score_uncalibrated)
     return run
@@ -339,15 +392,22 @@ def run_deferring_latency(spec: RunSpec, *, estimator: EmotionClassifier | None 
                    latency=spec.latency and not defer, min_time=preset.latency_time,
                    throughput_batch=preset.throughput_batch, channels_last=nhwc)
     params = est.get_params()
+    best = est.history_[est.best_epoch_ - 1] if est.history_ else {}
+    design = est.design_point()
+    train_counts = dict(zip(*np.unique(run.train_labels, return_counts=True)))
     record = {
         "method": spec.method,
         "display_name": info.display_name if info else type(est).__name__,
         "dataset": spec.dataset,
+        "board": dataset_label(spec.dataset, spec.root),
         "classes": spec.classes,
         "class_names": list(dataset.class_names),
         "seed": spec.seed,
         "preset": spec.preset,
         **classification_metrics(y_te, y_pred, dataset.class_names),
+        "n_predicted_classes": len(set(y_pred.tolist())),
+        "val_accuracy": best.get("val_accuracy"),
+        "val_macro_f1": best.get("val_macro_f1"),
         "params_m": cost.params_m,
         "mflops": cost.mflops,
         **_latency_fields(cost),
@@ -359,17 +419,24 @@ def run_deferring_latency(spec: RunSpec, *, estimator: EmotionClassifier | None 
         "train_s": run.train_s,
         "predict_s": predict_s,
         "teacher": getattr(est, "teacher_", None),
-        "reused_teacher_fit": run.reused_fit,
+        "reused_fit": run.reused_fit,
+        "reused_teacher_fit": run.reused_fit,  # the former name of reused_fit
         "epochs": params["epochs"],
+        "planned_epochs": getattr(est, "planned_epochs_", est.n_epochs_),
         "epochs_run": est.n_epochs_,
+        "stopped_early": bool(getattr(est, "stopped_early_", False)),
         "best_epoch": est.best_epoch_,
         "image_size": params["image_size"],
+        "design_point": None if design is None else {
+            "min_size": design.min_size, "reason": design.reason,
+            "below": params["image_size"] < design.min_size},
         "pretrained": bool(params.get("pretrained")),
         "train_frames": preset.train_frames,
         "test_frames": preset.test_frames,
         "label_noise": spec.label_noise,
         "missing_classes": run.missing_classes,
         "noisy_labels": int((run.train_labels != dataset.label_names[split.train]).sum()),
+        "train_class_counts": {str(c): int(train_counts.get(c, 0)) for c in dataset.class_names},
         "n_train": len(split.train),
         "n_val": len(split.val),
         "n_test": len(split.test),

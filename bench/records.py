@@ -49,7 +49,8 @@ def atomic_write(path, data: str | bytes) -> Path:
 
 
 def board_name(dataset: str, classes: int, label_noise: float = 0.0) -> str:
-    """``<dataset>-<classes>``, with ``-noise<percent>`` for runs on noisy training labels."""
+    """``<dataset>-<classes>``, with ``-noise<percent>`` for runs on noisy training labels;
+    ``dataset`` is the board's label (:func:`bench.data.dataset_label`)."""
     noise = f"-noise{round(label_noise * 100):g}" if label_noise else ""
     return f"{dataset}-{classes}{noise}"
 
@@ -61,7 +62,8 @@ def run_path(out, dataset: str, classes: int, method: str, seed: int,
 
 
 def write_record(out, record: dict) -> Path:
-    path = run_path(out, record["dataset"], record["classes"], record["method"], record["seed"],
+    path = run_path(out, record.get("board") or record["dataset"], record["classes"],
+                    record["method"], record["seed"],
                     record.get("label_noise", 0.0))
     return atomic_write(path, json.dumps(record, indent=1) + "\n")
 

@@ -10,6 +10,9 @@ Then:
 * a run that needs a teacher (``needs_teacher``) waits until one worker has trained that teacher,
   and gets the fitted teacher, so a split's teacher is still trained once (the teacher's own row,
   ``ldgn``, reuses it as in a sequential run); teachers are trained first;
+* a run whose fit is identical to another's (equal :func:`bench.protocol.fit_keys`, e.g.
+  ``efficientnet-ldl-style`` on a balanced dataset, where it stylises nothing) waits for that
+  run and reuses its fitted model, as a sequential run would;
 * of the runs that can start, the one with the most :func:`expected_work` starts first, so the
   longest run does not start last while the other workers have nothing left to do (quick board,
   seed 0: 309 s in registry order, EAC starting eighth and finishing alone 130 s later);
@@ -49,7 +52,8 @@ from .protocol import (
     expected_settings,
     fit_keys,
     fit_teacher,
-    provide_teacher,
+    fitted_estimator,
+    provide_fit,
     run_deferring_latency,
     run_one,
     settings_of,
@@ -163,17 +167,18 @@ def _train_teacher(spec: RunSpec, checkpoints: Path, every: float):
         return fit_teacher(spec)
 
 
-def _train_unit(spec: RunSpec, checkpoints: Path, every: float, jobs: int,
-                teacher) -> tuple[bytes, dict]:
-    """A run without its latency: (what goes to its pending file, its record)."""
-    if teacher is not None:
-        provide_teacher(*teacher)
+def _train_unit(spec: RunSpec, checkpoints: Path, every: float, jobs: int, provided,
+                share: tuple | None):
+    """A run without its latency: (what goes to its pending file, its record, and its fitted
+    estimator when ``share`` names its fit key, for identical runs waiting for it)."""
+    if provided is not None:
+        provide_fit(*provided)
     with checkpointing(checkpoints, every=every):
         record, network = run_deferring_latency(spec)
     record["jobs"] = jobs
     buffer = io.BytesIO()
     torch.save({"record": record, "network": network}, buffer)
-    return buffer.getvalue(), record
+    return buffer.getvalue(), record, None if share is None else fitted_estimator(share)
 
 
 def run_parallel(units: list[Unit], *, jobs: int, threads: int, checkpoint_every: float,
@@ -182,16 +187,30 @@ def run_parallel(units: list[Unit], *, jobs: int, threads: int, checkpoint_every
     latency here, one at a time (see the module docstring)."""
     keys = {id(u): fit_keys(u.spec) for u in units}
     needed = {teacher for _, teacher in keys.values() if teacher is not None}
-    # a unit waits for the teacher it learns from, or for the fit it is itself the teacher of
-    waits = {id(u): keys[id(u)][1] or (keys[id(u)][0] if keys[id(u)][0] in needed else None)
-             for u in units}
+    todo = sorted(units, key=lambda u: -expected_work(u.spec))  # stable: registry order on ties
+    # a unit whose own fit is another's, earlier one waits for that run and reuses its model
+    first_of, shares = {}, {}
+    for unit in todo:
+        own = keys[id(unit)][0]
+        if own not in needed:
+            first_of.setdefault(own, unit)
+            if first_of[own] is not unit:
+                shares[id(first_of[own])] = own
+    # a unit then waits for the fit it is itself the teacher of, an identical earlier run, or
+    # the teacher it learns from
+    waits = {}
+    for unit in units:
+        own, teacher = keys[id(unit)]
+        if own in needed or first_of.get(own, unit) is not unit:
+            waits[id(unit)] = own
+        else:
+            waits[id(unit)] = teacher
     teachers_to_fit = {}
     for unit in units:
         key = keys[id(unit)][1]
         if key is not None and key not in teachers_to_fit:
             teachers_to_fit[key] = unit
     fitted: dict = {}
-    todo = sorted(units, key=lambda u: -expected_work(u.spec))  # stable: registry order on ties
     trained: list[Unit] = []
     results: queue.Queue = queue.Queue()
     print(f"training {len(units)} run(s) in {jobs} worker processes of {threads} thread(s) each; "
@@ -225,7 +244,8 @@ def run_parallel(units: list[Unit], *, jobs: int, threads: int, checkpoint_every
                 todo.remove(unit)
                 key = waits[id(unit)]
                 submit("run", unit, _train_unit, (unit.spec, unit.checkpoints, checkpoint_every,
-                                                  jobs, None if key is None else (key, fitted[key])))
+                                                  jobs, None if key is None else (key, fitted[key]),
+                                                  shares.get(id(unit))))
 
         fill()
         while busy:
@@ -242,7 +262,9 @@ def run_parallel(units: list[Unit], *, jobs: int, threads: int, checkpoint_every
                 print(f"{type(teacher).__name__} (teacher) seed {item.spec.seed}: trained "
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
             else:
-                kept, record = result
+                kept, record, estimator = result
+                if estimator is not None:
+                    fitted[shares[id(item)]] = estimator
                 atomic_write(item.pending, kept)
                 _remove(item.checkpoints)
                 trained.append(item)

@@ -3,14 +3,13 @@ distributions from a ResNet-50 generator, and its ablations. Importing this pack
 ``ours``, ``ours-sll``, ``ours-lem``, ``ours-gem`` and ``ldgn``."""
 
 from bench import Cost, Reference, register
+from bench.teacher import TEACHER_PRESETS, LDGNClassifier
 
 from .classifier import OursClassifier
-from .ldl import LabelDistributionStudent, LDGNClassifier, soft_cross_entropy
 from .modules import GlobalEnhancement, LocalEnhancement
 from .network import EyeEmotionNet
 
-__all__ = ["EyeEmotionNet", "GlobalEnhancement", "LDGNClassifier", "LabelDistributionStudent",
-           "LocalEnhancement", "OursClassifier", "soft_cross_entropy"]
+__all__ = ["EyeEmotionNet", "GlobalEnhancement", "LocalEnhancement", "OursClassifier"]
 
 TABLES = "paper Tables 1-4"
 
@@ -25,13 +24,6 @@ def _refs(reed4, emug4, reed7=None, emug7=None):
             out[key] = Reference(accuracy=acc / 100, f1=f1, source=TABLES)
     return out
 
-
-# The generator's budget in the smoke and quick presets. ResNet-50 costs about six ShuffleNet-V2s
-# per image, so it gets fewer epochs than the student, and smaller batches (more steps) with a
-# lower learning rate suit it better from scratch. The `ldgn` row uses the same settings, so in a
-# run with both it is the very teacher `ours` learned from.
-LDGN_PRESETS = {"smoke": {"epochs": 1},
-                "quick": {"epochs": 6, "batch_size": 32, "lr": 1e-3}}
 
 # registered in the order of the paper's ablation tables
 register("ours-lem", OursClassifier, display_name="ShuffleNet-V2 + LEM",
@@ -51,10 +43,10 @@ register("ours", OursClassifier, display_name="Ours (LEM + GEM + LDL)",
          "distributions (the paper's method)",
          references=_refs((68.5, 0.720), (80.9, 0.826), (62.0, 0.658), (68.1, 0.702)),
          cost=Cost(1.28, 154.18),
-         presets={k: {"teacher_params": v} for k, v in LDGN_PRESETS.items()},
+         presets={k: {"teacher_params": v} for k, v in TEACHER_PRESETS.items()},
          ablation="+ LEM + GEM + LDL = Ours",
          lem=True, gem=True, ldl=True)
 register("ldgn", LDGNClassifier, display_name="LDGN (ResNet-50)",
          description="the label distribution generator alone: ResNet-50, hard labels",
          references=_refs((67.4, None), (78.0, None)), cost=Cost(23.52, 4109.48),
-         presets=LDGN_PRESETS, ablation="LDGN teacher, ResNet-50 (single-label)")
+         presets=TEACHER_PRESETS, ablation="LDGN teacher, ResNet-50 (single-label)")

@@ -151,9 +151,9 @@ def test_missing_imagenet_weights_stop_the_run_before_training(capsys, monkeypat
 def test_parse_params():
     from bench.cli import parse_params
 
-    assert parse_params(["epochs=3", "lr=0.1", "fer2013_root=/data/fer", "augment=false",
+    assert parse_params(["epochs=3", "lr=0.1", "teacher_pretrain_root=/data/fer", "augment=false",
                          'teacher_params={"epochs": 2}']) == {
-        "epochs": 3, "lr": 0.1, "fer2013_root": "/data/fer", "augment": False,
+        "epochs": 3, "lr": 0.1, "teacher_pretrain_root": "/data/fer", "augment": False,
         "teacher_params": {"epochs": 2}}
     for bad in ("epochs", "=3", "teacher_params={epochs: 2}"):
         with pytest.raises(BenchError):
@@ -162,8 +162,8 @@ def test_parse_params():
 
 def test_param_no_selected_method_has_is_refused(capsys):
     code, _, err = run_cli(capsys, "run", "--methods", "shufflenet-v2", "--param",
-                           "fer2013_root=/x")
-    assert code == 2 and "no selected method has parameter(s) fer2013_root" in err
+                           "teacher_pretrain_root=/x")
+    assert code == 2 and "no selected method has parameter(s) teacher_pretrain_root" in err
 
 
 def test_stream_writes_fps_and_accuracy_with_and_without_skipping(capsys, tmp_path):

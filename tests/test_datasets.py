@@ -254,3 +254,13 @@ def test_fer2013_missing_columns(tmp_path):
     (tmp_path / "fer2013.csv").write_text("label,pixels\n1,2 3\n")
     with pytest.raises(DatasetError, match=r"lacks column\(s\) \['emotion', 'usage'\]"):
         load_dataset("fer2013", tmp_path)
+
+
+def test_a_folder_dataset_is_named_after_its_folder(folder_dataset, tmp_path):
+    from bench.data import dataset_label
+
+    root = folder_dataset({"s1": {"happy": 2}}, root=tmp_path / "my eyes")
+    assert dataset_label("folder", root) == "my-eyes"
+    assert dataset_label("folder", folder_dataset({"s1": {"happy": 2}}, root=tmp_path / "ckplus")) \
+        == "folder-ckplus"  # not to be mistaken for the registered dataset
+    assert dataset_label("reed", root) == "reed" and dataset_label("folder") == "folder"

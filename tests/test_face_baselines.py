@@ -163,3 +163,17 @@ def test_face_baselines_on_real_ckplus(ckplus_root, name):
     if name == "efficientnet-ldl-style":  # CK+ is mostly neutral: the other classes get copies
         report = record["method_report"]
         assert report["class_counts_after"]["fear"] > report["class_counts_before"]["fear"]
+
+
+def test_stylised_oversampling_of_balanced_data_reuses_the_plain_fit():
+    """On balanced data the style row stylises nothing, so the protocol fits that model once."""
+    options = {"n_subjects": 6, "frames": 4}
+    params = {"epochs": 1, "teacher_params": {"epochs": 1}}
+    plain, styled = (run_one(RunSpec(m, "synthetic", 4, 5, preset="smoke", latency=False,
+                                     dataset_options=options, params=params))
+                     for m in ("efficientnet-ldl", "efficientnet-ldl-style"))
+    assert not plain["reused_fit"] and styled["reused_fit"]
+    assert styled["accuracy"] == plain["accuracy"]
+    est = get_estimator("efficientnet-ldl-style")
+    assert est.fit_signature(np.array(["a"] * 4 + ["b"] * 4))["stylise"] is False
+    assert est.fit_signature(np.array(["a"] * 8 + ["b"] * 2))["stylise"] is True

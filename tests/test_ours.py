@@ -7,14 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from bench import RunSpec, get_estimator, run_one
-from ours import (
-    EyeEmotionNet,
-    GlobalEnhancement,
-    LDGNClassifier,
-    LocalEnhancement,
-    OursClassifier,
-    soft_cross_entropy,
-)
+from bench.teacher import LDGNClassifier, soft_cross_entropy
+from ours import EyeEmotionNet, GlobalEnhancement, LocalEnhancement, OursClassifier
 
 from .conftest import TINY
 
@@ -161,13 +155,15 @@ def test_fer2013_pretraining_of_the_generator(tiny_synthetic, tmp_path):
     pd.DataFrame(rows, columns=["emotion", "pixels", "Usage"]).to_csv(tmp_path / "fer2013.csv",
                                                                        index=False)
     d = tiny_synthetic
-    teacher = LDGNClassifier(**TINY, fer2013_root=str(tmp_path), fer2013_epochs=1)
+    fer = {"teacher_pretrain": "fer2013", "teacher_pretrain_root": str(tmp_path)}
+    teacher = LDGNClassifier(**TINY, **fer, teacher_pretrain_epochs=1)
     teacher.fit(d.images, d.label_names, d.subjects)
     assert len(teacher.pretrain_history_) == 1 and "val_accuracy" in teacher.pretrain_history_[0]
-    student = OursClassifier(**TINY, fer2013_root=str(tmp_path)).fit(d.images, d.label_names)
-    assert student.teacher_["fer2013_pretrained"] is True
+    assert teacher.pretrain_["dataset"] == "fer2013" and teacher.pretrain_["validation_images"] == 4
+    student = OursClassifier(**TINY, **fer).fit(d.images, d.label_names)
+    assert student.teacher_["pretrain"]["images"] == 8  # the four 4-class emotions' Training rows
     with pytest.raises(Exception, match="emotion class names"):
-        LDGNClassifier(**TINY, fer2013_root=str(tmp_path)).fit(d.images, d.labels)
+        LDGNClassifier(**TINY, **fer).fit(d.images, d.labels)
 
 
 @pytest.fixture

@@ -63,7 +63,8 @@ def test_strict_refuses_unreadable_files_that_are_otherwise_skipped(capsys, tmp_
         warnings.simplefilter("ignore")
         code, _, err = run_cli(capsys, *args)
     assert code == 0
-    assert "Unreadable image files, skipped: 1" in (tmp_path / "out" / "folder-4.md").read_text()
+    board = tmp_path / "out" / "data-4.md"  # a folder dataset's board is named after its folder
+    assert "Unreadable image files, skipped: 1" in board.read_text()
 
 
 def test_a_class_absent_from_the_training_split_is_reported(folder_dataset):

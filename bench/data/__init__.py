@@ -6,9 +6,11 @@ from .registry import (
     DatasetInfo,
     Listing,
     dataset_info,
+    dataset_label,
     list_datasets,
     list_samples,
     load_dataset,
+    prepared_source,
     register_dataset,
     resolve_root,
 )
@@ -21,7 +23,9 @@ __all__ = [
     "assemble",
     "dataset_info",
     "list_datasets",
+    "dataset_label",
     "load_dataset",
+    "prepared_source",
     "register_dataset",
     "resolve_root",
 ]

@@ -64,7 +64,7 @@ def lister(root, classes=4) -> Listing:
 
 
 register_dataset("folder", description="your own eye (or face) images in the REED layout, any root",
-                 layout=LAYOUT)(lister)
+                 layout=LAYOUT, named_by_root=True)(lister)
 register_dataset("reed", description="REED: infrared eye frames, 25 subjects, 7 emotions (private)",
                  layout=LAYOUT, split=(0.4, 0.2, 0.4))(lister)
 register_dataset("emug", description="EMUG: eye crops of the MUG faces, 52 subjects (`bench "

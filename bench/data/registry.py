@@ -7,7 +7,9 @@ Each format lives in its own module and registers itself with a description, the
 from __future__ import annotations
 
 import inspect
+import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,20 +45,55 @@ class DatasetInfo:
     split: tuple[float, float, float] | str = DEFAULT_SPLIT
     #: False for generated datasets that need no files
     needs_root: bool = True
+    #: a generic layout (``folder``): boards are named after the data folder, not the format
+    named_by_root: bool = False
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
 
 
 def register_dataset(name: str, *, description: str, layout: str, split=DEFAULT_SPLIT,
-                     needs_root: bool = True):
+                     needs_root: bool = True, named_by_root: bool = False):
     """Decorator registering ``lister(root, classes, **options) -> Listing`` under ``name``."""
 
     def wrap(lister):
-        _DATASETS[name] = DatasetInfo(name, lister, description, layout, split, needs_root)
+        _DATASETS[name] = DatasetInfo(name, lister, description, layout, split, needs_root,
+                                      named_by_root)
         return lister
 
     return wrap
+
+
+#: written by ``bench prepare eyes`` beside its crops: the face dataset they were cut from
+SOURCE = "source.json"
+
+
+def prepared_source(name: str, root=None) -> tuple[str, str] | None:
+    """(dataset, root) of the registered face dataset that the eye crops in ``root`` were cut
+    from by ``bench prepare eyes``, the root relative to where this process runs; ``None`` for
+    any other data, or when that source is gone."""
+    if root is None or not dataset_info(name).named_by_root:
+        return None
+    try:
+        info = json.loads((Path(root).expanduser() / SOURCE).read_text(encoding="utf-8"))
+        source = os.path.normpath(os.path.join(root, info["root"]))
+        dataset_info(info["dataset"])
+    except (OSError, ValueError, KeyError, TypeError, BenchError):
+        return None
+    return (info["dataset"], source) if Path(source).exists() else None
+
+
+def dataset_label(name: str, root=None) -> str:
+    """What boards and record files call a dataset: its name, or for a generic layout the name of
+    its data folder (``--dataset folder --data-root ck-eyes`` makes the board ``ck-eyes-7``;
+    ``folder-<name>`` when that folder is named like a registered dataset)."""
+    info = dataset_info(name)
+    if not (info.named_by_root and root):
+        return name
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(root).expanduser().resolve().name).strip("-.")
+    if not label:
+        return name
+    return f"{name}-{label}" if label in _DATASETS else label
 
 
 def list_datasets() -> list[str]:

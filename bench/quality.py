@@ -1,0 +1,135 @@
+"""Whether a board row is the method it names: the checks a leaderboard prints beside its rows.
+
+A number on a board is only a result if the model behind it did what the method describes. From
+the run records alone (nothing is retrained), each row is checked for:
+
+* **collapse**: in some seed the model predicted fewer than half of the classes, or its mean macro
+  F1 is within :data:`COLLAPSE_MARGIN` of the majority-class predictor of the same splits (the
+  board prints that predictor as a reference row);
+* **a weak teacher**: a row that learned from a teacher whose validation accuracy is below that of
+  the best row of the same split trained on hard labels (the teacher's own row excepted): the
+  student was taught by a model worse than a student;
+* **design points**: the run's input was below the smallest the method declares it is still
+  itself at (:class:`bench.estimator.DesignPoint`).
+
+Each finding is a footnote text; rows carry their footnotes' numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .metrics import classification_metrics
+
+#: a row whose mean macro F1 is at most this much above the majority-class predictor's is flagged
+COLLAPSE_MARGIN = 0.02
+MAJORITY = "majority-class"
+
+
+def majority_scores(record: dict) -> dict | None:
+    """Accuracy and macro F1 of predicting the training split's most frequent class for every
+    test image of ``record``'s split (from its class counts and confusion matrix), or ``None``
+    for a record without training class counts."""
+    counts, names = record.get("train_class_counts"), record.get("class_names")
+    if not counts or not names or not record.get("confusion_matrix"):
+        return None
+    majority = max(names, key=lambda c: counts.get(c, 0))  # ties: first in class order
+    per_class = np.asarray(record["confusion_matrix"]).sum(axis=1)
+    y_true = np.repeat(np.asarray(names, dtype=object), per_class)
+    scores = classification_metrics(y_true, np.full(len(y_true), majority, dtype=object), names)
+    return {"class": majority, "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+
+
+def majority_reference(records: list[dict]) -> dict | None:
+    """The majority-class predictor averaged over the seeds of ``records`` (one split per seed)."""
+    per_seed = {}
+    for r in records:
+        if r["seed"] not in per_seed and (scores := majority_scores(r)) is not None:
+            per_seed[r["seed"]] = scores
+    if not per_seed:
+        return None
+    rows = list(per_seed.values())
+    return {"seeds": sorted(per_seed), "per_seed": per_seed,
+            "accuracy": float(np.mean([s["accuracy"] for s in rows])),
+            "accuracy_std": float(np.std([s["accuracy"] for s in rows], ddof=1)) if len(rows) > 1
+            else math.nan,
+            "macro_f1": float(np.mean([s["macro_f1"] for s in rows])),
+            "classes": sorted({s["class"] for s in rows})}
+
+
+def _collapse_notes(mine: list[dict], reference: dict | None) -> list[str]:
+    notes = []
+    n_classes = len(mine[0]["class_names"])
+    few = [(r["seed"], r["n_predicted_classes"]) for r in mine
+           if r.get("n_predicted_classes") is not None and r["n_predicted_classes"] < n_classes / 2]
+    if few:
+        shown = ", ".join(f"seed {s}: {n}" for s, n in sorted(few))
+        notes.append(f"collapsed: predicted fewer than half of the {n_classes} classes on the "
+                     f"test set ({shown})")
+    if reference is not None:
+        seeds = [r["seed"] for r in mine if r["seed"] in reference["per_seed"]]
+        if seeds:
+            ref_f1 = np.mean([reference["per_seed"][s]["macro_f1"] for s in seeds])
+            f1 = np.mean([r["macro_f1"] for r in mine if r["seed"] in seeds])
+            if f1 <= ref_f1 + COLLAPSE_MARGIN:
+                notes.append(f"collapsed: macro F1 {f1:.3f} is within {COLLAPSE_MARGIN} of the "
+                             f"majority-class predictor's {ref_f1:.3f}")
+    return notes
+
+
+def _teacher_notes(mine: list[dict], records: list[dict]) -> list[str]:
+    weak = []
+    for r in mine:
+        teacher = r.get("teacher") or {}
+        if teacher.get("val_accuracy") is None:
+            continue
+        peers = [p for p in records if p["seed"] == r["seed"] and not p.get("teacher")
+                 and p["method"] != teacher.get("method") and p.get("val_accuracy") is not None]
+        if not peers:
+            continue
+        best = max(peers, key=lambda p: p["val_accuracy"])
+        if teacher["val_accuracy"] < best["val_accuracy"]:
+            weak.append(f"seed {r['seed']}: {teacher['val_accuracy']:.3f} < {best['method']} "
+                        f"{best['val_accuracy']:.3f}")
+    if not weak:
+        return []
+    return ["weak teacher: its validation accuracy is below the best hard-label row of the same "
+            "split (" + "; ".join(weak) + ")"]
+
+
+def _design_notes(mine: list[dict]) -> list[str]:
+    notes = []
+    for point in {(r["design_point"]["min_size"], r["design_point"]["reason"], r["image_size"])
+                  for r in mine if (r.get("design_point") or {}).get("below")}:
+        size, reason, ran = point
+        notes.append(f"below its design point: ran at {ran} px, under {size} px ({reason})")
+    return sorted(notes)
+
+
+def row_notes(mine: list[dict], records: list[dict], reference: dict | None) -> list[str]:
+    """The findings for one method's records ``mine`` on a board of ``records``."""
+    return _collapse_notes(mine, reference) + _teacher_notes(mine, records) + _design_notes(mine)
+
+
+def is_collapsed(notes: list[str]) -> bool:
+    return any(n.startswith("collapsed") for n in notes)
+
+
+class Footnotes:
+    """Numbers distinct note texts in order of first use."""
+
+    def __init__(self):
+        self.texts: list[str] = []
+
+    def mark(self, notes: list[str]) -> str:
+        marks = []
+        for text in notes:
+            if text not in self.texts:
+                self.texts.append(text)
+            marks.append(f"[{self.texts.index(text) + 1}]")
+        return " ".join(marks)
+
+    def lines(self) -> list[str]:
+        return [f"[{i}] {text}" for i, text in enumerate(self.texts, 1)]
