@@ -16,8 +16,8 @@ Public details are thin; this is the design of the benchmark's specification, wi
   ``(1 - blend) * centroid + blend * classifier``; ``blend=0`` is pure nearest-centroid (the
   original description), the default 0.5 keeps the classifier's evidence when a subject's
   clusters drift. Uncalibrated subjects use the classifier alone.
-* **Frame skipping.** A small Siamese encoder (three stride-2 convs on the 32x32 grey frame, shared
-  weights, L2-normalised 32-d output) is trained after the classifier with a contrastive loss
+* **Frame skipping.** A small Siamese encoder (three stride-2 convs on the 48x48 grey frame, shared
+  weights, L2-normalised 64-d output) is trained after the classifier with a contrastive loss
   (margin 0.5 on the cosine) to tell whether the classifier's answer would change: frames 1-3
   apart in a sequence are "same" when the trained classifier predicts the same class for both and
   "different" otherwise (an expression's onset), and frames of another class of the same subject
@@ -67,7 +67,7 @@ class EmbeddingResNet(nn.Module):
 
 
 class SkipEncoder(nn.Module):
-    """The Siamese branch: a 32x32 grey frame -> an L2-normalised 32-d code."""
+    """The Siamese branch: a 48x48 grey frame (``ENCODER_SIZE``) -> an L2-normalised 64-d code."""
 
     def __init__(self, dim: int = 64):
         super().__init__()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from tqdm.auto import tqdm
 
 from .classes import canonical_name, class_set
 from .data import list_samples
+from .data.dataset import image_subject, safe_name
 from .data.folder import list_folder
 from .data.registry import SOURCE
 from .errors import DatasetError
@@ -190,9 +190,9 @@ def _with_classes(table: pd.DataFrame, classes: int) -> pd.DataFrame:
 
 def _subjects(table: pd.DataFrame) -> list[str]:
     if "subject" in table.columns:
-        return [_safe(s) for s in table["subject"]]
+        return [safe_name(s) for s in table["subject"]]
     split = table["split"] if "split" in table.columns else pd.Series("all", index=table.index)
-    return [_safe(f"{s}-{Path(p).stem}") for s, p in zip(split, table["path"])]
+    return [image_subject(s, p) for s, p in zip(split, table["path"])]
 
 
 def _out_names(table: pd.DataFrame) -> list[str]:
@@ -205,8 +205,8 @@ def _out_names(table: pd.DataFrame) -> list[str]:
         stem = Path(row["path"]).stem
         parts = [row["subject"], row["emotion"]]
         if many[i]:
-            parts.append(_safe(str(row["sequence"]).replace("/", "_")))
-        names.append("/".join(parts + [_safe(stem) + ".png"]))
+            parts.append(safe_name(str(row["sequence"]).replace("/", "_")))
+        names.append("/".join(parts + [safe_name(stem) + ".png"]))
     seen = Counter(names)
     if max(seen.values()) > 1:  # same stem twice in one folder (e.g. a.jpg and a.png)
         counts = Counter()
@@ -215,10 +215,6 @@ def _out_names(table: pd.DataFrame) -> list[str]:
                 counts[n] += 1
                 names[k] = n[:-4] + f"-{counts[n]}.png"
     return names
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "x"
 
 
 def _manifest_row(row, source, found: Located, method: str) -> dict:

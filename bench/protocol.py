@@ -235,6 +235,8 @@ class TrainedRun:
     split: Split
     train_s: float
     reused_fit: bool
+    #: the run's own estimator parameters (a reused fit is another estimator's, trained alike)
+    params: dict = field(default_factory=dict)
     #: calibration images given to the method, per test subject
     calibration_images: dict = field(default_factory=dict)
     #: test scores of the same model before calibration (personalised methods only)
@@ -268,6 +270,7 @@ def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
     run, train, fit_args = _prepared(spec, estimator, verbose, whole_test)
     est, dataset = run.estimator, run.dataset
     key = _fit_key(est, spec, dataset.images.shape[1:], train[1])
+    run.params = est.get_params()
     reused = _fits.get(key)
     if reused is None:
         if getattr(est, "needs_teacher", False):
@@ -391,7 +394,7 @@ def run_deferring_latency(spec: RunSpec, *, estimator: EmotionClassifier | None 
     cost = profile(network, profile_size, resolve_device(spec.device),
                    latency=spec.latency and not defer, min_time=preset.latency_time,
                    throughput_batch=preset.throughput_batch, channels_last=nhwc)
-    params = est.get_params()
+    params = run.params or est.get_params()
     best = est.history_[est.best_epoch_ - 1] if est.history_ else {}
     design = est.design_point()
     train_counts = dict(zip(*np.unique(run.train_labels, return_counts=True)))

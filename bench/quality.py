@@ -79,24 +79,37 @@ def _collapse_notes(mine: list[dict], reference: dict | None) -> list[str]:
     return notes
 
 
+def selection_key(record: dict) -> str:
+    """The validation score a run chose its epoch by (``val_macro_f1`` or ``val_accuracy``):
+    what teacher and students are compared on. On an imbalanced validation split accuracy
+    rewards predicting the majority, which a run selected by macro F1 does not try to do."""
+    metric = (record.get("params") or {}).get("selection_metric", "accuracy")
+    return "val_macro_f1" if metric == "macro_f1" else "val_accuracy"
+
+
+def best_hard_label_peer(record: dict, records: list[dict], key: str) -> dict | None:
+    """The best row of ``record``'s split trained on hard labels (no teacher), by ``key``, the
+    teacher's own row excepted."""
+    teacher = (record.get("teacher") or {}).get("method")
+    peers = [p for p in records if p["seed"] == record["seed"] and not p.get("teacher")
+             and p["method"] != teacher and p.get(key) is not None]
+    return max(peers, key=lambda p: p[key], default=None)
+
+
 def _teacher_notes(mine: list[dict], records: list[dict]) -> list[str]:
-    weak = []
+    weak, metric = [], None
     for r in mine:
-        teacher = r.get("teacher") or {}
-        if teacher.get("val_accuracy") is None:
+        teacher, key = r.get("teacher") or {}, selection_key(r)
+        if teacher.get(key) is None:
             continue
-        peers = [p for p in records if p["seed"] == r["seed"] and not p.get("teacher")
-                 and p["method"] != teacher.get("method") and p.get("val_accuracy") is not None]
-        if not peers:
-            continue
-        best = max(peers, key=lambda p: p["val_accuracy"])
-        if teacher["val_accuracy"] < best["val_accuracy"]:
-            weak.append(f"seed {r['seed']}: {teacher['val_accuracy']:.3f} < {best['method']} "
-                        f"{best['val_accuracy']:.3f}")
+        best = best_hard_label_peer(r, records, key)
+        if best is not None and teacher[key] < best[key]:
+            metric = key.removeprefix("val_").replace("_", " ")
+            weak.append(f"seed {r['seed']}: {teacher[key]:.3f} < {best['method']} {best[key]:.3f}")
     if not weak:
         return []
-    return ["weak teacher: its validation accuracy is below the best hard-label row of the same "
-            "split (" + "; ".join(weak) + ")"]
+    return [f"weak teacher: its validation {metric} (the selection metric) is below the best "
+            "hard-label row of the same split (" + "; ".join(weak) + ")"]
 
 
 def _design_notes(mine: list[dict]) -> list[str]:

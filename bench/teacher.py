@@ -32,6 +32,7 @@ it labels, and the mean entropy of the distributions it hands over.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ from sklearn.metrics import f1_score
 
 from .classes import CLASSES_7
 from .data import load_dataset
+from .data.dataset import subject_ids
 from .engine import train
 from .errors import BenchError
 from .estimator import EmotionClassifier
@@ -122,8 +124,14 @@ class LDGNClassifier(EmotionClassifier):
                              image_size=self.image_size)
         train_subjects, exclude = getattr(self, "_pretrain_subjects", ((), ()))
         keep = np.isin(faces.label_names, [str(c) for c in self.classes_])
-        if faces.subjects is not None:
-            keep &= pretraining_subjects(faces.subjects, train_subjects, exclude)
+        people = subject_ids(faces)
+        if people is not None:
+            keep &= pretraining_subjects(people, train_subjects, exclude)
+        elif any(re.fullmatch(r"(train|val|test|all)-row\d+", str(s)) for s in train_subjects):
+            raise BenchError(f"{self.teacher_pretrain} has no subject ids or files, and the "
+                             "benchmark's images look cut from it (`bench prepare` names them "
+                             "<split>-row<N>): held-out images cannot be told apart, so it cannot "
+                             "be a pre-training set here; pre-train on another dataset")
         used = faces.subset(keep)
         if len(used) < 2:
             raise BenchError(f"pre-training on {self.teacher_pretrain}: fewer than two images "
@@ -144,9 +152,9 @@ class LDGNClassifier(EmotionClassifier):
         self.pretrain_ = {
             "dataset": self.teacher_pretrain, "images": int(fit.sum()),
             "validation_images": int(val.sum()),
-            "subjects": None if used.subjects is None else int(len(np.unique(used.subjects))),
-            "left_out_subjects": None if faces.subjects is None else int(
-                len(np.unique(faces.subjects)) - len(np.unique(used.subjects))),
+            "subjects": None if people is None else int(len(np.unique(people[keep]))),
+            "left_out_subjects": None if people is None else int(
+                len(np.unique(people)) - len(np.unique(people[keep]))),
             "epochs": len(result.history), "val_accuracy": best.get("val_accuracy")}
 
     def distributions(self, X) -> np.ndarray:

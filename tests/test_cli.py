@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -199,3 +200,24 @@ def test_label_noise_runs_get_a_board_of_their_own(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["run", "--label-noise", "1.5"])
     assert "must be at least 0 and below 1" in capsys.readouterr().err
+
+
+def test_teacher_pretrain_from_the_command_line(capsys, tmp_path, folder_dataset):
+    faces = folder_dataset({f"p{i}": {"happy": 2, "angry": 2, "surprise": 2, "neutral": 2}
+                            for i in range(4)}, root=tmp_path / "faces")
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "run", "--methods", "ours", "--preset", "smoke", "--epochs",
+                           "1", "--out", str(out), "--quiet", "--teacher-pretrain", "folder",
+                           "--teacher-pretrain-root", str(faces))
+    assert code == 0, err
+    record = json.loads((out / "runs" / "synthetic-4-ours-seed0.json").read_text())
+    assert record["params"]["teacher_pretrain"] == "folder"
+    assert record["teacher"]["pretrain"]["images"] > 0
+
+
+def test_teacher_pretrain_mistakes_are_one_line_errors(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "run", "--methods", "ours", "--teacher-pretrain-root", "x")
+    assert code == 2 and "needs --teacher-pretrain" in err
+    code, _, err = run_cli(capsys, "run", "--methods", "ours", "--teacher-pretrain", "jaffe",
+                           "--teacher-pretrain-root", str(tmp_path / "absent"))
+    assert code == 2 and "does not exist" in err and "Traceback" not in err

@@ -173,7 +173,7 @@ def test_stylised_oversampling_of_balanced_data_reuses_the_plain_fit():
                                      dataset_options=options, params=params))
                      for m in ("efficientnet-ldl", "efficientnet-ldl-style"))
     assert not plain["reused_fit"] and styled["reused_fit"]
-    assert styled["accuracy"] == plain["accuracy"]
+    assert styled["accuracy"] == plain["accuracy"] and styled["params"]["stylise"] is True
     est = get_estimator("efficientnet-ldl-style")
     assert est.fit_signature(np.array(["a"] * 4 + ["b"] * 4))["stylise"] is False
     assert est.fit_signature(np.array(["a"] * 8 + ["b"] * 2))["stylise"] is True

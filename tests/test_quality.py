@@ -52,9 +52,22 @@ def test_a_teacher_below_a_hard_label_row_is_said_beside_its_students():
             full("ldgn", val=0.9)]  # the teacher's own row is not a peer
     notes = dict(zip(summarise(rows)["method"], summarise(rows)["notes"]))
     assert "weak teacher" in notes["ours"] and "ours-sll 0.780" in notes["ours"]
+    assert "validation accuracy" in notes["ours"]  # the records' selection metric
     assert "weak teacher" not in notes["ours-sll"]
     strong = [full("ours", teacher={**teacher, "val_accuracy": 0.8}), full("ours-sll", val=0.78)]
     assert "weak teacher" not in summarise(strong).loc[0, "notes"]
+
+
+def test_teachers_are_compared_on_the_selection_metric():
+    """Selected by macro F1 (the quick preset), a teacher is judged by its validation F1, not by
+    an accuracy that predicting the majority class would raise."""
+    teacher = {"method": "ldgn", "val_accuracy": 0.60, "val_macro_f1": 0.40}
+    f1 = {"params": {"selection_metric": "macro_f1"}}
+    rows = [full("ours", teacher=teacher, **f1), full("ours-sll", val=0.70, val_macro_f1=0.30, **f1)]
+    assert "weak teacher" not in summarise(rows).loc[0, "notes"]
+    rows[1]["val_macro_f1"] = 0.45
+    notes = dict(zip(summarise(rows)["method"], summarise(rows)["notes"]))
+    assert "validation macro f1" in notes["ours"] and "0.400 < ours-sll 0.450" in notes["ours"]
 
 
 def test_a_run_below_its_design_point_carries_the_declared_reason(tmp_path):

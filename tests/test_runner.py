@@ -53,6 +53,21 @@ def test_parallel_runs_match_sequential_ones_and_time_latency_afterwards(capsys,
     assert code == 0 and out.count("skipped") == 3 and "worker processes" not in out
 
 
+def test_parallel_runs_reuse_an_identical_fit_and_still_write_both_records(capsys, tmp_path):
+    """On balanced data the style row's fit is efficientnet-ldl's: trained once, recorded twice,
+    each record with its own parameters."""
+    code, out, err = run_cli(capsys, "run", "--methods", "efficientnet-ldl,efficientnet-ldl-style",
+                             "--preset", "smoke", "--quiet", "--jobs", "2", "--out", str(tmp_path))
+    assert code == 0, err
+    runs = records(tmp_path)
+    plain = runs["synthetic-4-efficientnet-ldl-seed0"]
+    styled = runs["synthetic-4-efficientnet-ldl-style-seed0"]
+    assert styled["reused_fit"] and not plain["reused_fit"]
+    assert styled["params"]["stylise"] is True and plain["params"]["stylise"] is False
+    assert styled["accuracy"] == plain["accuracy"]
+    assert not (tmp_path / "pending").exists()
+
+
 def test_a_run_trained_before_an_interruption_only_needs_its_latency(capsys, tmp_path,
                                                                      monkeypatch):
     spec = RunSpec("shufflenet-v2", preset="smoke", device="auto")

@@ -99,3 +99,17 @@ def test_pretraining_on_an_unknown_folder_fails_clearly(tiny_synthetic, tmp_path
                              teacher_pretrain="folder", teacher_pretrain_root=str(tmp_path / "no"))
     with pytest.raises(bench.DatasetError, match="does not exist"):
         teacher.fit(d.images, d.label_names, d.subjects)
+
+
+def test_images_without_subject_ids_are_matched_to_their_crops_by_file():
+    """RAF-DB has no subject ids: `bench prepare eyes` makes each image its own subject, and the
+    same rule names its faces for pre-training, so held-out crops exclude their own faces."""
+    from bench.data import EmotionDataset
+    from bench.data.dataset import subject_ids
+
+    faces = EmotionDataset("rafdb", np.zeros((2, 4, 4), np.uint8), np.array([0, 1]),
+                           ("happiness", "neutral"), split=np.array(["train", "test"]),
+                           sources=np.array(["a/train_00001_aligned.jpg", "b/test_0002_aligned.jpg"]))
+    ids = subject_ids(faces)
+    assert ids.tolist() == ["train-train_00001_aligned", "test-test_0002_aligned"]
+    assert pretraining_subjects(ids, ["train-train_00001_aligned"]).tolist() == [True, False]

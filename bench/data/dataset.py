@@ -8,11 +8,13 @@ resizing and a stable (subject, sequence, frame) order.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -171,3 +173,25 @@ def _safe_decode(decode, source, image_size):
         return resize_square(image, image_size) if image_size else image
     except Exception as err:  # noqa: BLE001 - any decoder failure means "unreadable file"
         return f"{type(err).__name__}: {err}".strip()
+
+
+def safe_name(text: str) -> str:
+    """``text`` usable as a folder name (what ``bench prepare`` names subjects and files by)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "x"
+
+
+def image_subject(split, source) -> str:
+    """The subject id ``bench prepare eyes`` gives an image of a dataset without subject ids
+    (RAF-DB, FER2013): each image its own subject, ``<official split>-<file stem>``."""
+    return safe_name(f"{split}-{Path(str(source)).stem}")
+
+
+def subject_ids(dataset: EmotionDataset) -> np.ndarray | None:
+    """Who is in each image: the dataset's subject ids, or for a dataset without them but with
+    files and an official split, :func:`image_subject` of each image (so that eye crops cut from
+    it can be matched to their faces); ``None`` when neither is known (FER2013's CSV rows)."""
+    if dataset.subjects is not None:
+        return np.asarray(dataset.subjects).astype(str)
+    if dataset.sources is None or dataset.split is None:
+        return None
+    return np.array([image_subject(s, f) for s, f in zip(dataset.split, dataset.sources)])
