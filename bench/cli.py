@@ -70,7 +70,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def parse_params(items: list[str] | None) -> dict:
-    """``["fer2013_root=/data/fer", 'teacher_params={"epochs": 5}']`` -> a dict. Values are read
+    """``["class_balance=equal", 'teacher_params={"epochs": 5}']`` -> a dict. Values are read
     as JSON when they parse (numbers, true/false/null, objects, lists), else kept as strings."""
     params = {}
     for item in items or []:
@@ -211,7 +211,7 @@ def _training_args(parser) -> None:
                         help="its folder (default: $BENCH_DATA/<dataset>)")
     parser.add_argument("--param", action="append", metavar="NAME=VALUE",
                         help="set an estimator parameter of every method that has it, e.g. "
-                        "--param fer2013_root=DIR (repeatable)")
+                        "--param class_balance=equal (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     _engine_args(parser)
 
