@@ -124,21 +124,29 @@ def dataset_for(spec: RunSpec, image_size: int) -> EmotionDataset:
 #: last fits, so that a teacher is trained once per split and an identical fit (the teacher's own
 #: row, or a variant whose difference has no effect on this data) is reused, not repeated
 _fits: dict = {}
-_KEPT_FITS = 3
+_KEPT_FITS = 2  # besides the teacher
+_teacher_key: list = []  # the key of the kept teacher, never dropped for other fits
 
 
-def provide_fit(key: tuple, estimator: EmotionClassifier) -> None:
+def provide_fit(key: tuple, estimator: EmotionClassifier, teacher: bool = False) -> None:
     """Make ``estimator`` (fitted here or in another process) the fit of ``key``, as if this
-    process had trained it; the oldest of more than a few kept fits is dropped."""
+    process had trained it. One teacher is kept until another teacher replaces it, so that every
+    student of a split finds it; of the other fits, the oldest beyond a couple is dropped."""
+    if teacher:
+        for old in _teacher_key:
+            _fits.pop(old, None)
+        _teacher_key[:] = [key]
     _fits.pop(key, None)
     _fits[key] = estimator
-    while len(_fits) > _KEPT_FITS:
-        del _fits[next(iter(_fits))]
+    others = [k for k in _fits if k not in _teacher_key]
+    for old in others[:max(0, len(others) - _KEPT_FITS)]:
+        del _fits[old]
 
 
 def forget_fits() -> None:
     """Drop the fits kept in this process (``bench run`` starts each command afresh)."""
     _fits.clear()
+    _teacher_key.clear()
 
 
 def fitted_estimator(key: tuple) -> EmotionClassifier:
@@ -156,7 +164,7 @@ def shared_teacher(student: EmotionClassifier, spec: RunSpec, train_data, valida
     key = _fit_key(teacher, spec, train_data[0].shape[1:], train_data[1])
     if key not in _fits:
         provide_fit(key, teacher.fit(*train_data, validation_data=validation_data,
-                                     exclude_subjects=held_out))
+                                     exclude_subjects=held_out), teacher=True)
     return _fits[key]
 
 
@@ -187,7 +195,7 @@ def fit_teacher(spec: RunSpec) -> tuple[tuple, EmotionClassifier]:
     run, train, fit_args = _prepared(spec, None, 0, whole_test=False)
     teacher = shared_teacher(run.estimator, spec, train, fit_args["validation_data"],
                              held_out_subjects(run))
-    return fit_keys(spec)[1], teacher
+    return _fit_key(teacher, spec, run.dataset.images.shape[1:], train[1]), teacher
 
 
 def _fit_key(estimator: EmotionClassifier, spec: RunSpec, image_shape: tuple, y_train) -> tuple:

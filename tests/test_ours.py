@@ -220,3 +220,14 @@ def test_a_teacher_trained_on_other_stored_images_is_not_reused(teacher_fits):
     ldgn = run_one(RunSpec("ldgn", "synthetic", 4, 3, preset="smoke", latency=False,
                            dataset_options=options, params={"epochs": 1, "image_size": 40}))
     assert len(teacher_fits) == 2 and not ldgn["reused_teacher_fit"]
+
+
+def test_the_teacher_is_kept_while_other_fits_of_the_split_come_and_go(teacher_fits):
+    """In registry order several other methods train between two students of one teacher."""
+    options = {"n_subjects": 6, "frames": 4}
+    params = {"epochs": 1, "teacher_params": {"epochs": 1}}
+    for method in ("ours", "shufflenet-v2", "ours-lem", "ours-gem", "ours-sll", "ours"):
+        run_one(RunSpec(method, "synthetic", 4, 4, preset="smoke", latency=False,
+                        dataset_options=options,
+                        params=params if method == "ours" else {"epochs": 1}))
+    assert teacher_fits == [4]
