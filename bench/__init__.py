@@ -11,7 +11,7 @@ from .data import EmotionDataset, list_datasets, load_dataset, register_dataset
 from .errors import BenchError, DatasetError
 from .estimator import EmotionClassifier
 from .profiling import CostProfile, profile
-from .protocol import RunSpec, evaluate, run_one
+from .protocol import RunSpec, run_one
 from .registry import (
     Cost,
     MethodInfo,
@@ -21,6 +21,7 @@ from .registry import (
     method_info,
     register,
 )
+from .runner import evaluate, run_grid
 
 __all__ = [
     "CLASSES_4",
@@ -44,5 +45,6 @@ __all__ = [
     "profile",
     "register",
     "register_dataset",
+    "run_grid",
     "run_one",
 ]

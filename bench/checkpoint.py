@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .records import atomic_write
+from .files import atomic_write
 
 _FOLDER: Path | None = None
 _EVERY = 0.0

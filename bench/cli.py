@@ -8,10 +8,13 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import pandas as pd
@@ -19,19 +22,30 @@ import torch
 
 from . import __version__
 from .classes import CLASS_SETS
+from .cluster import dask_client, scheduler_address
 from .data import dataset_info, dataset_label, list_datasets, resolve_root
 from .device import configure_threads, resolve_device, usable_cpus
 from .engine import engine_options
 from .errors import BenchError
 from .eyecrop import DETECTORS, EyeCropper
+from .files import atomic_write
 from .leaderboard import write_all, write_leaderboard
 from .prepare import FACE_DATASETS, MUG_LAYOUT, ON_MISS, prepare_emug, prepare_eyes
 from .presets import PRESETS, get_preset
 from .profiling import profile
-from .protocol import RunSpec, estimator_params, expected_settings, forget_fits, settings_of
-from .records import atomic_write, board_name, run_path
+from .protocol import RunSpec, estimator_params, expected_settings, settings_of
+from .records import board_name, run_path
 from .registry import get_estimator, list_methods, method_info
-from .runner import Unit, discard, finish_pending, run_parallel, run_sequential
+from .runner import (
+    USER_ERRORS,
+    Unit,
+    discard,
+    finish_pending,
+    pending_bytes,
+    plan,
+    run_in_process,
+    run_on_dask,
+)
 from .stream import check_streaming, merge_rows, stream_benchmark
 
 DEFAULT_OUT = "leaderboards"
@@ -249,9 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="rerun runs whose records already exist with the same settings")
     run.add_argument("--jobs", type=_jobs, default="auto",
-                     help="runs trained at once in worker processes, their threads split "
-                     "between them; latency is then timed afterwards, one network at a time "
-                     "(default auto: 1 on CUDA; on a CPU the preset's choice, quick: one per CPU)")
+                     help="runs trained at once by a Dask LocalCluster of this many workers, "
+                     "their threads split between them; latency is then timed afterwards, one "
+                     "network at a time; 1 runs everything in this process (default auto: 1 on "
+                     "CUDA; on a CPU the preset's choice, quick: one per CPU)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="send the runs to the Dask scheduler at ADDRESS (e.g. "
+                     "tcp://10.0.0.5:8786) instead of this machine; default $BENCH_SCHEDULER or "
+                     "Dask's scheduler-address setting (see docs/cluster.md)")
     run.add_argument("--checkpoint-every", type=_seconds, default=60.0, metavar="SECONDS",
                      help="save a run in progress at the first epoch end after this many seconds "
                      "since its last save, so a killed run resumes there (default 60; 0: every "
@@ -354,9 +373,35 @@ def _root(args) -> str | None:
     return os.path.normpath(os.path.expanduser(args.data_root)) if args.data_root else None
 
 
-def _report(spec: RunSpec, record: dict, seconds: float) -> None:
-    print(f"{spec.method} seed {spec.seed}: accuracy {record['accuracy']:.3f}, macro F1 "
-          f"{record['macro_f1']:.3f} ({seconds:.0f} s)", flush=True)
+def _report(unit: Unit, record: dict, seconds: float) -> None:
+    print(f"{unit.spec.method} seed {unit.spec.seed}: accuracy {record['accuracy']:.3f}, macro "
+          f"F1 {record['macro_f1']:.3f} ({seconds:.0f} s)", flush=True)
+
+
+def _oom_hint(batch=None) -> str:
+    return ("the GPU ran out of memory; use a smaller batch (--param batch_size=16, or half the "
+            "preset's), a smaller --image-size, or --device cpu"
+            + (f" (batch was {batch})" if batch else ""))
+
+
+class _Failures(list):
+    """Runs that failed for good: each reported when it fails, the others go on."""
+
+    def __call__(self, unit: Unit, error: BaseException) -> None:
+        self.append(error)
+        where = f"{unit.spec.method} seed {unit.spec.seed}"
+        if isinstance(error, torch.cuda.OutOfMemoryError):
+            message = _oom_hint()
+        elif isinstance(error, USER_ERRORS):
+            message = str(error)
+        else:  # a bug, or a worker that kept dying: the details matter
+            message = "".join(traceback.format_exception(error)).rstrip()
+        print(f"bench: error: {where}: {message}", file=sys.stderr, flush=True)
+
+    def status(self) -> int:
+        if not self:
+            return 0
+        return 2 if all(isinstance(e, USER_ERRORS) for e in self) else 1
 
 
 def _job_count(args, units: list) -> int:
@@ -374,13 +419,12 @@ def cmd_run(args) -> int:
     methods = _names(args.methods, list_methods(), "method")
     seeds = parse_seeds(args.seeds) if args.seeds else list(get_preset(args.preset).seeds)
     params = _method_params(args, methods)
-    forget_fits()  # every run of this command is trained by it (or found in its --out)
     root, out = _root(args), Path(args.out)
     label = dataset_label(args.dataset, root)
     total_start = time.perf_counter()
     # seeds outside, methods inside: a split's teacher and data are shared by its methods, and
     # a complete first seed is on disk early
-    units = []
+    units, all_units = [], []
     for seed in seeds:
         for method in methods:
             spec = RunSpec(method, args.dataset, args.classes, seed, root, args.preset,
@@ -388,6 +432,7 @@ def cmd_run(args) -> int:
                            strict=args.strict)
             unit = Unit(spec, run_path(out, label, args.classes, method, seed, args.label_noise),
                         out)
+            all_units.append(unit)
             if args.force:
                 discard(unit)
             elif _existing(unit.path, expected_settings(spec)):
@@ -395,14 +440,10 @@ def cmd_run(args) -> int:
                       flush=True)
                 continue
             units.append(unit)
-    units = finish_pending(units, _report)  # trained by an interrupted --jobs run
-    jobs = _job_count(args, units)
-    if jobs > 1:
-        run_parallel(units, jobs=jobs, threads=max(1, (args.threads or usable_cpus()) // jobs),
-                     checkpoint_every=args.checkpoint_every, report=_report)
-    else:
-        run_sequential(units, checkpoint_every=args.checkpoint_every,
-                       verbose=0 if args.quiet else 1, report=_report)
+    failures = _Failures()
+    _execute(args, units, failures)
+    if failures and not any(u.path.exists() for u in all_units):
+        return failures.status()
     _, markdown = write_leaderboard(out, label, args.classes, label_noise=args.label_noise)
     print()
     print(markdown)
@@ -413,7 +454,41 @@ def cmd_run(args) -> int:
         print(path.read_text(encoding="utf-8"))
     print(f"wrote {stem}.md, .csv{''.join(', ' + p.name for p in extras)}; total time "
           f"{time.perf_counter() - total_start:.0f} s")
-    return 0
+    if failures:
+        print(f"bench: {len(failures)} run(s) failed (above); the board shows the others",
+              file=sys.stderr)
+    return failures.status()
+
+
+def _execute(args, units: list[Unit], failed: _Failures) -> None:
+    """Train ``units``: in this process, on a LocalCluster of ``--jobs`` workers, or on the
+    cluster of ``--scheduler`` (see :mod:`bench.runner`)."""
+    scheduler = scheduler_address(args.scheduler)
+    if scheduler is None:
+        units = finish_pending(units, _report)  # trained by an interrupted run
+    else:
+        pending, units = pending_bytes(units)
+    jobs = _job_count(args, units)
+    if not units and (scheduler is None or not pending):
+        return
+    if scheduler is None and jobs == 1:
+        run_in_process(plan(units), checkpoint_every=args.checkpoint_every,
+                       verbose=0 if args.quiet else 1, report=_report, failed=failed)
+        return
+    total = args.threads or usable_cpus()
+    local = scheduler is None
+    gpu = resolve_device(args.device).type == "cuda" if local else False
+    grid = plan(units)
+    with dask_client(scheduler, jobs=jobs, gpu=gpu) as client:
+        workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        where = (f"a Dask LocalCluster of {jobs} workers of {max(1, total // jobs)} thread(s) "
+                 "each" if local else f"the Dask scheduler {scheduler} ({workers} workers)")
+        print(f"training {len(units)} run(s) on {where}; latency is timed afterwards, one "
+              "network at a time", flush=True)
+        run_on_dask(client, grid, threads=max(1, total // jobs) if local else args.threads,
+                    latency_threads=total if local else args.threads,
+                    checkpoint_every=args.checkpoint_every, report=_report, failed=failed,
+                    pending=[] if local else pending)
 
 
 def cmd_stream(args) -> int:
@@ -516,8 +591,40 @@ COMMANDS = {"run": cmd_run, "stream": cmd_stream, "profile": cmd_profile, "list"
             "leaderboard": cmd_leaderboard, "prepare": cmd_prepare}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C: workers stop, finished runs stay."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        with _sigterm_as_interrupt():
+            return _main(args)
+    except KeyboardInterrupt as interrupt:  # also during the handler's own clean-up
+        print("bench: interrupted; finished runs are saved and skipped when you rerun, and runs "
+              "in progress resume from their last saved epoch",
+              file=sys.stderr)
+        return 143 if isinstance(interrupt, Terminated) else 130
+
+
+def _main(args) -> int:
     try:
         options = {}
         if hasattr(args, "compile"):  # run and stream train: their engine flags apply
@@ -529,16 +636,8 @@ def main(argv=None) -> int:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
     except torch.cuda.OutOfMemoryError:
-        batch = getattr(args, "batch_size", None)
-        print("bench: error: the GPU ran out of memory; use a smaller batch (--param "
-              "batch_size=16, or half the preset's), a smaller --image-size, or --device cpu"
-              + (f" (batch was {batch})" if batch else ""), file=sys.stderr)
+        print(f"bench: error: {_oom_hint(getattr(args, 'batch_size', None))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; finished runs are saved and skipped when you rerun, and runs "
-              "in progress resume from their last saved epoch",
-              file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

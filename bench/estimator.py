@@ -58,7 +58,7 @@ from torch import nn
 
 from .device import resolve_device
 from .engine import TrainConfig, cross_entropy_loss, predict_logits, train
-from .records import atomic_write
+from .files import atomic_write
 from .transforms import check_images
 
 CALIBRATION_KINDS = (None, "neutral", "unlabeled", "labeled")

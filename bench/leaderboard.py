@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
+from .files import atomic_write  # noqa: E402
 from .quality import (  # noqa: E402
     MAJORITY,
     Footnotes,
@@ -33,7 +34,7 @@ from .quality import (  # noqa: E402
     row_notes,
     selection_key,
 )
-from .records import atomic_write, board_name, load_records  # noqa: E402
+from .records import board_name, load_records  # noqa: E402
 from .registry import list_methods, method_info  # noqa: E402
 
 COLUMNS = ["method", "n_seeds", "accuracy", "accuracy_std", "macro_precision", "macro_recall",

@@ -37,7 +37,7 @@ from .data.folder import list_folder
 from .data.registry import SOURCE
 from .errors import DatasetError
 from .eyecrop import EyeCropper, Located
-from .records import atomic_write
+from .files import atomic_write
 
 MANIFEST = "manifest.csv"
 #: The registered formats that hold faces (``reed`` and ``emug`` already hold eyes).

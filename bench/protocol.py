@@ -2,7 +2,7 @@
 
 :func:`run_one` takes a :class:`RunSpec` (plain, picklable data) and returns a record (a JSON-able
 dict); it writes nothing, so runs can be spread over processes or machines and their records
-collected by the caller. :func:`evaluate` runs a method over several seeds in this process.
+collected by the caller; :mod:`bench.runner` plans and runs grids of them (``bench.evaluate``).
 
 What a run does, for every method alike (:func:`train_on_split` does steps 1-4):
 
@@ -12,8 +12,9 @@ What a run does, for every method alike (:func:`train_on_split` does steps 1-4):
    the preset's ``test_frames`` evenly spaced frames of each remaining test sequence, and, with
    ``label_noise``, replace that fraction of the training labels by other classes;
 3. ``fit`` on the training split, choosing the best epoch on the validation split; methods that
-   declare ``frame_order`` also get ``sequences``, and methods that declare ``needs_teacher`` get
-   a teacher trained once per split and shared by all of them;
+   declare ``frame_order`` also get ``sequences``, and methods that declare ``needs_teacher``
+   learn from a fitted teacher (:func:`fit_teacher`; a grid trains it once per split, as a task
+   of its own, for all of them);
 4. score the model before calibration (personalised methods only), then ``calibrate`` it with what
    the method declares it needs (``calibration``);
 5. ``predict`` the remaining test images (in frame order, with ``sequences=`` for frame-order
@@ -40,7 +41,6 @@ from .data import (
     dataset_label,
     load_dataset,
     prepared_source,
-    resolve_root,
 )
 from .device import resolve_device
 from .engine import get_engine_options, is_channels_last
@@ -120,52 +120,14 @@ def dataset_for(spec: RunSpec, image_size: int) -> EmotionDataset:
     return data
 
 
-#: fitted estimators of this process by fit key (:func:`fit_keys`): the split's teacher and the
-#: last fits, so that a teacher is trained once per split and an identical fit (the teacher's own
-#: row, or a variant whose difference has no effect on this data) is reused, not repeated
-_fits: dict = {}
-_KEPT_FITS = 2  # besides the teacher
-_teacher_key: list = []  # the key of the kept teacher, never dropped for other fits
+@dataclass
+class Fit:
+    """A fitted estimator and the seconds its training took. One fit can serve several runs: the
+    split's teacher serves its students and its own row, and two runs whose :func:`fit_keys`
+    are equal (a variant whose difference has no effect on this data) share one fit."""
 
-
-def provide_fit(key: tuple, estimator: EmotionClassifier, teacher: bool = False) -> None:
-    """Make ``estimator`` (fitted here or in another process) the fit of ``key``, as if this
-    process had trained it. One teacher is kept until another teacher replaces it, so that every
-    student of a split finds it; of the other fits, the oldest beyond a couple is dropped."""
-    if teacher:
-        for old in _teacher_key:
-            _fits.pop(old, None)
-        _teacher_key[:] = [key]
-    _fits.pop(key, None)
-    _fits[key] = estimator
-    others = [k for k in _fits if k not in _teacher_key]
-    for old in others[:max(0, len(others) - _KEPT_FITS)]:
-        del _fits[old]
-
-
-def forget_fits() -> None:
-    """Drop the fits kept in this process (``bench run`` starts each command afresh)."""
-    _fits.clear()
-    _teacher_key.clear()
-
-
-def fitted_estimator(key: tuple) -> EmotionClassifier:
-    """The fit this process made (or was given) for ``key``."""
-    return _fits[key]
-
-
-def shared_teacher(student: EmotionClassifier, spec: RunSpec, train_data, validation_data,
-                   held_out: list):
-    """A fitted teacher for ``student``, shared by every student of the same split that asks for
-    an identical teacher, so that e.g. all label-distribution methods of a seed learn from one
-    generator, trained once. ``held_out`` (the split's validation and test subjects) never reach
-    the teacher, pre-training on another dataset included."""
-    teacher = student.make_teacher()
-    key = _fit_key(teacher, spec, train_data[0].shape[1:], train_data[1])
-    if key not in _fits:
-        provide_fit(key, teacher.fit(*train_data, validation_data=validation_data,
-                                     exclude_subjects=held_out), teacher=True)
-    return _fits[key]
+    estimator: EmotionClassifier
+    train_s: float
 
 
 def held_out_subjects(run: TrainedRun) -> list:
@@ -178,24 +140,42 @@ def held_out_subjects(run: TrainedRun) -> list:
     return sorted({str(s) for s in subjects[idx]})
 
 
-def fit_keys(spec: RunSpec) -> tuple[tuple, tuple | None]:
+def fit_keys(spec: RunSpec, estimator: EmotionClassifier | None = None
+             ) -> tuple[tuple, tuple | None]:
     """(the key of ``spec``'s own fit, the key of its teacher's fit or ``None``). Two runs with
     the same own key train the very same model (a run whose own key is some student's teacher
-    key is that teacher), so one fit serves both; a process that fits elsewhere hands the fit
-    over with :func:`provide_fit`."""
-    run, train, _ = _prepared(spec, None, 0, whole_test=False)
+    key is that teacher), so one fit serves both (:mod:`bench.runner` plans fits by these keys)."""
+    run, train, _ = _prepared(spec, estimator, 0, whole_test=False)
     est, shape = run.estimator, run.dataset.images.shape[1:]
-    teacher = _fit_key(est.make_teacher(), spec, shape, train[1]) \
-        if getattr(est, "needs_teacher", False) else None
+    teacher = _fit_key(est.make_teacher(), spec, shape, train[1]) if est.needs_teacher else None
     return _fit_key(est, spec, shape, train[1]), teacher
 
 
-def fit_teacher(spec: RunSpec) -> tuple[tuple, EmotionClassifier]:
-    """Train the teacher of ``spec``'s method on ``spec``'s split; returns (key, fitted teacher)."""
-    run, train, fit_args = _prepared(spec, None, 0, whole_test=False)
-    teacher = shared_teacher(run.estimator, spec, train, fit_args["validation_data"],
-                             held_out_subjects(run))
-    return _fit_key(teacher, spec, run.dataset.images.shape[1:], train[1]), teacher
+def fit_teacher(spec: RunSpec, estimator: EmotionClassifier | None = None) -> Fit:
+    """Train the teacher of ``spec``'s method on ``spec``'s split. The held-out subjects (the
+    split's validation and test subjects) never reach it, pre-training on another dataset
+    included."""
+    run, train, fit_args = _prepared(spec, estimator, 0, whole_test=False)
+    teacher = run.estimator.make_teacher()
+    start = time.perf_counter()
+    teacher.fit(*train, validation_data=fit_args["validation_data"],
+                exclude_subjects=held_out_subjects(run))
+    return Fit(teacher, time.perf_counter() - start)
+
+
+def fit_run(spec: RunSpec, estimator: EmotionClassifier | None = None, *,
+            teacher: Fit | None = None, verbose: int = 0) -> Fit:
+    """Step 3 of a run: fit its estimator on its split. A method that needs a teacher learns
+    from ``teacher`` (a :func:`fit_teacher` of the same split), or from one trained here."""
+    run, train, fit_args = _prepared(spec, estimator, verbose, whole_test=False)
+    est = run.estimator
+    if est.needs_teacher:
+        fit_args["teacher"] = (teacher or fit_teacher(spec, estimator)).estimator
+    if type(est).external_data:
+        fit_args["exclude_subjects"] = held_out_subjects(run)
+    start = time.perf_counter()
+    est.fit(*train, **fit_args)
+    return Fit(est, time.perf_counter() - start)
 
 
 def _fit_key(estimator: EmotionClassifier, spec: RunSpec, image_shape: tuple, y_train) -> tuple:
@@ -270,31 +250,22 @@ class TrainedRun:
 
 
 def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbose: int = 0,
-                   score_uncalibrated: bool = True, whole_test: bool = False) -> TrainedRun:
-    """Load, split, fit (with a shared teacher where declared) and calibrate one run.
+                   score_uncalibrated: bool = True, whole_test: bool = False,
+                   fitted: Fit | None = None, teacher: Fit | None = None,
+                   reused: bool = False) -> TrainedRun:
+    """Load, split, fit (learning from ``teacher`` where the method needs one) and calibrate one
+    run. With ``fitted`` (a :class:`Fit` of the same :func:`fit_keys`) nothing is trained: a copy
+    of that model is calibrated and scored, and ``reused`` says whether another run trained it.
 
     ``whole_test`` keeps every test frame even when the preset scores a subset (streaming needs
     the full sequences)."""
-    run, train, fit_args = _prepared(spec, estimator, verbose, whole_test)
-    est, dataset = run.estimator, run.dataset
-    key = _fit_key(est, spec, dataset.images.shape[1:], train[1])
-    run.params = est.get_params()
-    reused = _fits.get(key)
-    if reused is None:
-        if getattr(est, "needs_teacher", False):
-            fit_args["teacher"] = shared_teacher(est, spec, train, fit_args["validation_data"],
-                                                 held_out_subjects(run))
-        if type(est).external_data:
-            fit_args["exclude_subjects"] = held_out_subjects(run)
-        start = time.perf_counter()
-        est.fit(*train, **fit_args)
-        run.train_s = time.perf_counter() - start
-        provide_fit(key, est)
-    else:  # this very model was trained on this split already (e.g. as a teacher): reuse it,
-        # a copy where calibration would change it
-        reused = copy.deepcopy(reused) if type(reused).calibration else reused
-        run.estimator, run.reused_fit = reused, True
-        run.train_s = sum(h["seconds"] for h in reused.history_)
+    run, _, _ = _prepared(spec, estimator, verbose, whole_test)
+    run.params = run.estimator.get_params()
+    if fitted is None:
+        fitted = fit_run(spec, estimator, teacher=teacher, verbose=verbose)
+    # a copy: one fit may serve several runs, and calibration (or prediction state) changes it
+    run.estimator, run.reused_fit = copy.deepcopy(fitted.estimator), reused
+    run.train_s = fitted.train_s
     if getattr(run.estimator, "teacher_", None):  # trained outside fit: count it in train_s
         run.train_s += run.estimator.teacher_["train_s"]
     _calibrate(run, score_uncalibrated)
@@ -374,20 +345,23 @@ def _calibrate(run: TrainedRun, score_uncalibrated: bool) -> None:
                                       zip(*np.unique(groups[idx], return_counts=True))}
 
 
-def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbose: int = 0) -> dict:
+def run_one(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbose: int = 0,
+            **fits) -> dict:
     """Train, calibrate, test and profile one method on one seed; return its record.
 
-    ``estimator`` runs an unregistered estimator (cloned; ``spec.method`` names it)."""
-    return run_deferring_latency(spec, estimator=estimator, verbose=verbose, defer=False)[0]
+    ``estimator`` runs an unregistered estimator (cloned; ``spec.method`` names it); ``fits``
+    (``fitted``, ``teacher``, ``reused``) are :func:`train_on_split`'s."""
+    return run_deferring_latency(spec, estimator=estimator, verbose=verbose, defer=False,
+                                 **fits)[0]
 
 
 def run_deferring_latency(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
-                          verbose: int = 0, defer: bool = True) -> tuple[dict, nn.Module]:
+                          verbose: int = 0, defer: bool = True, **fits) -> tuple[dict, nn.Module]:
     """:func:`run_one`, but (with ``defer``) without timing latency: returns the record (latency
     fields empty) and the inference network, to be timed later by :func:`complete_latency` when
     nothing else runs on the machine (``bench run --jobs``)."""
     info = method_info(spec.method) if estimator is None else None
-    run = train_on_split(spec, estimator=estimator, verbose=verbose)
+    run = train_on_split(spec, estimator=estimator, verbose=verbose, **fits)
     est, dataset, split = run.estimator, run.dataset, run.split
     X_te, y_te, g_te = run.part("test")
     start = time.perf_counter()
@@ -474,8 +448,10 @@ def _latency_fields(cost: CostProfile) -> dict:
 
 def complete_latency(record: dict, network: nn.Module) -> dict:
     """``record`` (from :func:`run_deferring_latency`) with the latency of ``network`` timed now,
-    as :func:`run_one` would have timed it."""
+    as :func:`run_one` would have timed it (not at all for a spec with ``latency`` off)."""
     spec, preset = record["spec"], get_preset(record["preset"])
+    if not spec.get("latency", True):
+        return record
     cost = measure_latency(CostProfile(**record["cost"]), network,
                            resolve_device(spec["device"]), min_time=preset.latency_time,
                            throughput_batch=preset.throughput_batch,
@@ -498,30 +474,3 @@ def expected_settings(spec: RunSpec) -> dict:
     """The :func:`settings_of` a finished record of ``spec`` will have (to skip finished runs)."""
     est = build_estimator(spec)
     return settings_of(_jsonable({"spec": asdict(spec), "params": est.get_params()}))
-
-
-def evaluate(method, dataset: str = "synthetic", classes: int = 4, seeds=None, *, root=None,
-             preset: str = "quick", params: dict | None = None, device: str = "auto",
-             calibration_share: float = CALIBRATION_SHARE, profile_size: int | None = None,
-             latency: bool = True, dataset_options: dict | None = None, label_noise: float = 0.0,
-             verbose: int = 0) -> list[dict]:
-    """Score ``method`` (a registered name or an :class:`EmotionClassifier`) on ``dataset`` over
-    ``seeds`` (default: the preset's) and return one record per seed.
-
-    For example ``evaluate("shufflenet-v2", "synthetic", classes=4, seeds=[0, 1], preset="quick")``
-    returns two records whose ``"accuracy"`` and ``"macro_f1"`` differ by subject split.
-    """
-    estimator = method if isinstance(method, EmotionClassifier) else None
-    name = type(method).__name__ if estimator is not None else method
-    if estimator is None:
-        method_info(name)  # fail early on an unknown name
-    dataset_info(dataset)
-    resolve_root(dataset, root)
-    seeds = list(get_preset(preset).seeds if seeds is None else seeds)
-    records = []
-    for seed in seeds:
-        spec = RunSpec(name, dataset, classes, int(seed), None if root is None else str(root),
-                       preset, dict(params or {}), device, calibration_share, profile_size,
-                       latency, dict(dataset_options or {}), label_noise)
-        records.append(run_one(spec, estimator=estimator, verbose=verbose))
-    return records

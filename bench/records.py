@@ -12,7 +12,6 @@ import os
 import platform
 import socket
 import subprocess
-import tempfile
 import warnings
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -20,32 +19,10 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = ("torch", "torchvision", "scikit-learn", "fvcore", "numpy", "pandas", "opencv-python-headless")
+from .files import atomic_write
 
-
-def _file_mode() -> int:
-    """The mode a new file gets under the current umask (mkstemp would make it 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write(path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+PACKAGES = ("torch", "torchvision", "scikit-learn", "fvcore", "numpy", "pandas", "opencv-python-headless",
+            "distributed")
 
 
 def board_name(dataset: str, classes: int, label_noise: float = 0.0) -> str:

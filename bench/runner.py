@@ -1,41 +1,46 @@
-"""Running many (method, seed) runs: one after another, or several at once in worker processes.
+"""Running a grid of (method, seed) runs: in this process, or as tasks on a Dask cluster.
 
-``bench run`` hands its runs here. With one job each run trains, is scored and profiled (latency
-included) in this process, and its record is written as soon as it is done. With ``jobs > 1`` on a
-CPU, ``jobs`` worker processes of ``threads // jobs`` PyTorch threads each train runs side by
-side, since small networks use two threads poorly (one ShuffleNet-V2 training step at 48 px on 2
-cores: 78 ms with 2 threads, 95 ms with 1; two 1-thread processes finish two steps in 105 ms).
-Then:
+A grid is first *planned* (:func:`plan`): every run's fit is identified by
+:func:`bench.protocol.fit_keys`, so that
 
-* a run that needs a teacher (``needs_teacher``) waits until one worker has trained that teacher,
-  and gets the fitted teacher, so a split's teacher is still trained once (the teacher's own row,
-  ``ldgn``, reuses it as in a sequential run); teachers are trained first;
-* a run whose fit is identical to another's (equal :func:`bench.protocol.fit_keys`, e.g.
-  ``efficientnet-ldl-style`` on a balanced dataset, where it stylises nothing) waits for that
-  run and reuses its fitted model, as a sequential run would;
-* of the runs that can start, the one with the most :func:`expected_work` starts first, so the
-  longest run does not start last while the other workers have nothing left to do (quick board,
-  seed 0: 309 s in registry order, EAC starting eighth and finishing alone 130 s later);
-* latency is never timed while other runs train: each finished run is kept in
-  ``<out>/pending/<run>.pt`` (its record and inference network), and once no worker is left, the
-  latency of each is timed here, one network at a time, with every thread, exactly as a sequential
-  run would, before its record is written to ``runs/`` and the pending file removed. An
-  interrupted run leaves its pending files, which the next ``bench run`` finishes first;
-* training time (``train_s``) is the wall time in a worker that shared the CPU with the others, so
-  it is longer than in a sequential run; each record stores ``jobs`` and its threads.
+* a teacher is a fit task of its own, trained once per (split, teacher settings); the fits of the
+  students that learn from it depend on it, and the teacher's own row (``ldgn``) is scored from it;
+* two runs whose fits are identical (``efficientnet-ldl-style`` on a balanced dataset, where it
+  stylises nothing) share one fit task; each still gets its own record, with its own parameters
+  and ``reused_fit`` set on the second;
+* every run is a score task depending on its fit: calibrate a copy, predict, score, profile.
 
-On a CPU and the same thread count per run, results do not depend on the number of jobs.
+The plan is then executed:
+
+* **in this process** (``bench run --jobs 1``, :func:`run_in_process`): run after run, each
+  fit trained when first needed and dropped once nothing needs it, latency timed right after each
+  run (nothing else runs), each record written as soon as it is complete;
+* **on Dask** (:func:`run_on_dask`, a ``LocalCluster`` for ``--jobs N`` or any scheduler for
+  ``--scheduler``; :mod:`bench.cluster`): fit and score tasks are submitted at once, Dask runs
+  them as their inputs are ready (teachers first, then the largest fits, see
+  :func:`expected_work`), a task whose worker dies is retried on another worker (Dask's
+  ``distributed.scheduler.allowed-failures``), and a run that fails for good is reported with its
+  error while the others go on. Each finished run comes back to the caller, which keeps it in
+  ``<out>/pending/<run>.pt`` (record and inference network). Latency is never timed while other
+  runs train: once training is over, each pending network is timed by one task at a time (on a
+  worker with a GPU resource for CUDA runs), and only then is its record written to ``runs/``.
+  An interrupted grid leaves its pending files, which the next ``bench run`` finishes first.
+
+Training time (``train_s``) is the wall time of the fit on its worker, which shares the machine
+with the other workers of a ``LocalCluster``; each record says how it ran (``execution``). On a
+CPU, with the same threads per run, records do not depend on how the grid was executed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
-import queue
 import shutil
-import signal
 import threading
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,47 +49,143 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import checkpointing
-from .engine import get_engine_options, set_engine_options
+from .data import dataset_info, resolve_root
+from .engine import engine_options, get_engine_options
+from .errors import BenchError
+from .estimator import EmotionClassifier
+from .files import atomic_write
+from .presets import get_preset
 from .protocol import (
+    Fit,
     RunSpec,
     complete_latency,
     estimator_params,
     expected_settings,
     fit_keys,
+    fit_run,
     fit_teacher,
-    fitted_estimator,
-    provide_fit,
     run_deferring_latency,
-    run_one,
     settings_of,
 )
-from .records import atomic_write, write_record
+from .records import write_record
 from .registry import method_info
+from .splits import CALIBRATION_SHARE
 
-Report = Callable[[RunSpec, dict, float], None]
+Report = Callable[["Unit", dict, float], None]
+Failed = Callable[["Unit", BaseException], None]
+
+#: errors a run can end with that are the user's to fix (one line, no traceback)
+USER_ERRORS = (BenchError, torch.cuda.OutOfMemoryError)
 
 
 @dataclass
 class Unit:
-    """One run to do and where its files go."""
+    """One run to do, and where its files go (``out=None``: the caller keeps the record)."""
 
     spec: RunSpec
-    path: Path  # its record, ``<out>/runs/<run>.json``
-    out: Path
+    path: Path | None = None  # its record, ``<out>/runs/<run>.json``
+    out: Path | None = None
+    estimator: EmotionClassifier | None = None  # an unregistered method's template
 
     @property
-    def checkpoints(self) -> Path:
-        return self.out / "checkpoints" / self.path.stem
+    def name(self) -> str:
+        return self.path.stem if self.path else f"{self.spec.method}-seed{self.spec.seed}"
 
     @property
-    def pending(self) -> Path:
-        return self.out / "pending" / f"{self.path.stem}.pt"
+    def checkpoints(self) -> Path | None:
+        return None if self.out is None else self.out / "checkpoints" / self.name
+
+    @property
+    def pending(self) -> Path | None:
+        return None if self.out is None else self.out / "pending" / f"{self.name}.pt"
 
     def finished(self, record: dict) -> None:
         """Write the complete record and drop what the run kept until then."""
-        write_record(self.out, record)
-        discard(self)
+        if self.out is not None:
+            write_record(self.out, record)
+            discard(self)
 
+
+@dataclass
+class FitTask:
+    """One fit of a plan: trained with ``unit``'s spec (a teacher with one of its students')."""
+
+    name: str
+    unit: Unit
+    teacher: str | None = None  # the fit task it learns from
+    is_teacher: bool = False
+
+
+@dataclass
+class RunTask:
+    """One run of a plan, scored from the fit task ``fit``."""
+
+    unit: Unit
+    fit: str
+    reused: bool  # another run of the grid trained that fit (or it is a teacher)
+    teacher: str | None = None  # the teacher task its fit learns from
+
+
+@dataclass
+class Plan:
+    fits: dict[str, FitTask]  # teachers before the fits that learn from them
+    runs: list[RunTask]
+
+    def uses(self) -> Counter:
+        """How many runs and student fits depend on each fit."""
+        uses = Counter(run.fit for run in self.runs)
+        uses.update(f.teacher for f in self.fits.values() if f.teacher)
+        return uses
+
+
+def plan(units: list[Unit]) -> Plan:
+    """Fit and score tasks for ``units`` (see the module docstring)."""
+    names: dict[tuple, str] = {}
+    fits: dict[str, FitTask] = {}
+
+    def task_name(key: tuple, unit: Unit, kind: str) -> str:
+        if key not in names:
+            spec = unit.spec
+            digest = hashlib.sha1(repr(key).encode()).hexdigest()[:8]
+            what = "teacher" if kind == "teacher" else f"fit-{spec.method}"
+            names[key] = f"{what}-{spec.dataset}-{spec.classes}-seed{spec.seed}-{digest}"
+        return names[key]
+
+    keys = [fit_keys(u.spec, u.estimator) for u in units]
+    for unit, (_, teacher) in zip(units, keys):
+        if teacher is not None and teacher not in names:
+            name = task_name(teacher, unit, "teacher")
+            fits[name] = FitTask(name, unit, is_teacher=True)
+    runs = []
+    for unit, (own, teacher) in zip(units, keys):
+        reused = own in names
+        if not reused:
+            name = task_name(own, unit, "fit")
+            fits[name] = FitTask(name, unit, None if teacher is None else names[teacher])
+        runs.append(RunTask(unit, names[own], reused, _teacher_of(fits, names[own])))
+    return Plan(fits, runs)
+
+
+def _teacher_of(fits: dict[str, FitTask], fit: str) -> str | None:
+    return fits[fit].teacher
+
+
+def expected_work(spec: RunSpec) -> float:
+    """A rough size of a run's training, for ordering only: the network's MFLOPs at its input size
+    times epochs (0 for a method without a stored cost). It ignores per-FLOP speed (EfficientNet is
+    slow per FLOP on a CPU) and extra passes (EAC runs its ResNet-50 twice a step)."""
+    try:
+        info = method_info(spec.method)
+    except BenchError:  # an unregistered estimator
+        return 0.0
+    if info.cost is None:
+        return 0.0
+    params = estimator_params(spec)
+    size = params.get("image_size") or info.cost.input_size
+    return info.cost.mflops * (size / info.cost.input_size) ** 2 * (params.get("epochs") or 1)
+
+
+# -- files a run keeps until its record is written ------------------------------------------------
 
 def _remove(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
@@ -94,7 +195,7 @@ def _remove(folder: Path) -> None:
 
 def load_pending(unit: Unit) -> tuple[dict, torch.nn.Module] | None:
     """The trained run waiting for its latency, if one with this unit's settings was kept."""
-    if not unit.pending.is_file():
+    if unit.pending is None or not unit.pending.is_file():
         return None
     try:
         kept = torch.load(unit.pending, map_location="cpu", weights_only=False)
@@ -108,26 +209,32 @@ def load_pending(unit: Unit) -> tuple[dict, torch.nn.Module] | None:
 
 def discard(unit: Unit) -> None:
     """Forget a unit's checkpoints and pending file (once its record is written, or ``--force``)."""
+    if unit.out is None:
+        return
     unit.pending.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         unit.pending.parent.rmdir()
     _remove(unit.checkpoints)
 
 
-def run_sequential(units: list[Unit], *, checkpoint_every: float, verbose: int,
-                   report: Report) -> None:
+def pending_bytes(units: list[Unit]) -> tuple[list[tuple[Unit, bytes]], list[Unit]]:
+    """(the units kept in ``pending/`` with what they kept, for a cluster to time; the units that
+    still need training)."""
+    kept, left = [], []
     for unit in units:
-        start = time.perf_counter()
-        with checkpointing(unit.checkpoints, every=checkpoint_every):
-            record = run_one(unit.spec, verbose=verbose)
-        record["jobs"] = 1
-        unit.finished(record)
-        report(unit.spec, record, time.perf_counter() - start)
+        found = load_pending(unit)
+        if found is None:
+            left.append(unit)
+            continue
+        buffer = io.BytesIO()
+        torch.save({"record": found[0], "network": found[1]}, buffer)
+        kept.append((unit, buffer.getvalue()))
+    return kept, left
 
 
 def finish_pending(units: list[Unit], report: Report | None) -> list[Unit]:
-    """Time the latency of the units kept in ``pending/`` and write their records; returns the
-    units that still need training."""
+    """Time here the latency of the units kept in ``pending/`` and write their records; returns
+    the units that still need training."""
     left = []
     for unit in units:
         kept = load_pending(unit)
@@ -138,143 +245,245 @@ def finish_pending(units: list[Unit], report: Report | None) -> list[Unit]:
         record = complete_latency(*kept)
         unit.finished(record)
         if report is not None:
-            report(unit.spec, record, time.perf_counter() - start)
+            report(unit, record, time.perf_counter() - start)
     return left
 
 
-def expected_work(spec: RunSpec) -> float:
-    """A rough size of a run's training, for ordering only: the network's MFLOPs at its input size
-    times epochs (0 for a method without a stored cost). It ignores per-FLOP speed (EfficientNet is
-    slow per FLOP on a CPU) and extra passes (EAC runs its ResNet-50 twice a step)."""
-    info = method_info(spec.method)
-    if info.cost is None:
-        return 0.0
-    params = estimator_params(spec)
-    size = params.get("image_size") or info.cost.input_size
-    return info.cost.mflops * (size / info.cost.input_size) ** 2 * (params.get("epochs") or 1)
+# -- the tasks: plain functions of picklable arguments, the same in this process and on Dask ------
 
-
-def _init_worker(threads: int, options: dict) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops workers
+def _settle(threads: int | None) -> None:
+    """A task's process settings: its PyTorch threads (``None``: as the worker has them)."""
+    if threads:
+        torch.set_num_threads(threads)
     # tqdm's default lock is a multiprocessing semaphore, which a stopped worker would leak
     tqdm.set_lock(threading.RLock())
-    torch.set_num_threads(threads)
-    set_engine_options(**options)
 
 
-def _train_teacher(spec: RunSpec, checkpoints: Path, every: float):
-    with checkpointing(checkpoints, every=every):
-        return fit_teacher(spec)
+def fit_task(task: FitTask, teacher: Fit | None, *, every: float, threads: int | None,
+             options: dict, verbose: int = 0) -> Fit:
+    """Train one fit of a plan (checkpointed in its unit's folder)."""
+    _settle(threads)
+    spec, estimator = task.unit.spec, task.unit.estimator
+    with engine_options(**options), checkpointing(task.unit.checkpoints, every=every):
+        if task.is_teacher:
+            return fit_teacher(spec, estimator)
+        return fit_run(spec, estimator, teacher=teacher, verbose=verbose)
 
 
-def _train_unit(spec: RunSpec, checkpoints: Path, every: float, jobs: int, provided,
-                share: tuple | None):
-    """A run without its latency: (what goes to its pending file, its record, and its fitted
-    estimator when ``share`` names its fit key, for identical runs waiting for it)."""
-    if provided is not None:
-        provide_fit(*provided)
-    with checkpointing(checkpoints, every=every):
-        record, network = run_deferring_latency(spec)
-    record["jobs"] = jobs
+def score_task(task: RunTask, fitted: Fit, *, threads: int | None, options: dict,
+               execution: dict, defer: bool, verbose: int = 0) -> tuple[bytes | None, dict]:
+    """Score one run from its fit: (its record and network for ``pending/`` when latency is
+    ``defer``-red, else ``None``; its record)."""
+    _settle(threads)
+    with engine_options(**options):
+        record, network = run_deferring_latency(task.unit.spec, estimator=task.unit.estimator,
+                                                verbose=verbose, defer=defer, fitted=fitted,
+                                                reused=task.reused)
+    record["execution"] = {**execution, "fit_task": task.fit, "teacher_task": task.teacher,
+                           "worker": _worker_address()}
+    record["jobs"] = execution.get("workers", 1)
+    if not defer:
+        return None, record
     buffer = io.BytesIO()
     torch.save({"record": record, "network": network}, buffer)
-    return buffer.getvalue(), record, None if share is None else fitted_estimator(share)
+    return buffer.getvalue(), record
 
 
-def run_parallel(units: list[Unit], *, jobs: int, threads: int, checkpoint_every: float,
-                 report: Report) -> None:
-    """Train ``units`` in ``jobs`` worker processes of ``threads`` threads each, then time their
-    latency here, one at a time (see the module docstring)."""
-    keys = {id(u): fit_keys(u.spec) for u in units}
-    needed = {teacher for _, teacher in keys.values() if teacher is not None}
-    todo = sorted(units, key=lambda u: -expected_work(u.spec))  # stable: registry order on ties
-    # a unit whose own fit is another's, earlier one waits for that run and reuses its model
-    first_of, shares = {}, {}
-    for unit in todo:
-        own = keys[id(unit)][0]
-        if own not in needed:
-            first_of.setdefault(own, unit)
-            if first_of[own] is not unit:
-                shares[id(first_of[own])] = own
-    # a unit then waits for the fit it is itself the teacher of, an identical earlier run, or
-    # the teacher it learns from
-    waits = {}
-    for unit in units:
-        own, teacher = keys[id(unit)]
-        if own in needed or first_of.get(own, unit) is not unit:
-            waits[id(unit)] = own
-        else:
-            waits[id(unit)] = teacher
-    teachers_to_fit = {}
-    for unit in units:
-        key = keys[id(unit)][1]
-        if key is not None and key not in teachers_to_fit:
-            teachers_to_fit[key] = unit
-    fitted: dict = {}
-    trained: list[Unit] = []
-    results: queue.Queue = queue.Queue()
-    print(f"training {len(units)} run(s) in {jobs} worker processes of {threads} thread(s) each; "
-          "latency is timed afterwards, one network at a time", flush=True)
-    context = torch.multiprocessing.get_context("spawn")
-    pool = context.Pool(jobs, initializer=_init_worker,
-                        initargs=(threads, get_engine_options().as_dict()))
+def latency_task(kept: bytes | tuple, *, threads: int | None) -> dict:
+    """Time the latency of a pending run (its record and network as :func:`score_task` kept
+    them, or that task's whole result) and return its complete record."""
+    _settle(threads)
+    if isinstance(kept, tuple):
+        kept = kept[0]
+    saved = torch.load(io.BytesIO(kept), map_location="cpu", weights_only=False)
+    record = complete_latency(saved["record"], saved["network"])
+    record["execution"] = {**record.get("execution", {}), "latency_worker": _worker_address()}
+    return record
+
+
+def _worker_address() -> str | None:
     try:
-        busy = 0
+        from distributed import get_worker
 
-        def submit(kind, item, fn, args):
-            nonlocal busy
-            busy += 1
-            started = time.perf_counter()
-            pool.apply_async(fn, args,
-                             callback=lambda r: results.put((kind, item, r, None, started)),
-                             error_callback=lambda e: results.put((kind, item, None, e, started)))
+        return get_worker().address
+    except (ImportError, ValueError):  # not in a Dask worker
+        return None
 
-        def fill():
-            while busy < jobs and (teachers_to_fit or todo):
-                if teachers_to_fit:
-                    key, unit = next(iter(teachers_to_fit.items()))
-                    del teachers_to_fit[key]
-                    submit("teacher", unit, _train_teacher,
-                           (unit.spec, unit.checkpoints, checkpoint_every))
-                    continue
-                ready = [u for u in todo if waits[id(u)] is None or waits[id(u)] in fitted]
-                if not ready:
-                    return
-                unit = ready[0]
-                todo.remove(unit)
-                key = waits[id(unit)]
-                submit("run", unit, _train_unit, (unit.spec, unit.checkpoints, checkpoint_every,
-                                                  jobs, None if key is None else (key, fitted[key]),
-                                                  shares.get(id(unit))))
 
-        fill()
-        while busy:
+# -- executors -------------------------------------------------------------------------------------
+
+def run_in_process(plan_: Plan, *, checkpoint_every: float = 0.0, verbose: int = 0,
+                   report: Report | None = None, failed: Failed | None = None) -> list[dict]:
+    """Execute ``plan_`` here, run after run (see the module docstring); returns the records.
+    A run that fails with a user error (:data:`USER_ERRORS`) is passed to ``failed`` and the
+    others go on; without ``failed``, and for any other error, the error propagates."""
+    uses, done, records = plan_.uses(), {}, []
+    options = get_engine_options().as_dict()
+
+    def fitted(name: str) -> Fit:
+        if name not in done:
+            task = plan_.fits[name]
             try:
-                kind, item, result, error, started = results.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            busy -= 1
-            if error is not None:
-                raise error
-            if kind == "teacher":
-                key, teacher = result
-                fitted[key] = teacher
-                print(f"{type(teacher).__name__} (teacher) seed {item.spec.seed}: trained "
-                      f"({time.perf_counter() - started:.0f} s)", flush=True)
-            else:
-                kept, record, estimator = result
-                if estimator is not None:
-                    fitted[shares[id(item)]] = estimator
-                atomic_write(item.pending, kept)
-                _remove(item.checkpoints)
-                trained.append(item)
-                report(item.spec, record, time.perf_counter() - started)
-            fill()
-        pool.close()
-    finally:  # on an error or Ctrl-C, stop the workers (their checkpoints stay)
-        pool.terminate()
-        pool.join()
+                teacher = fitted(task.teacher) if task.teacher else None
+                done[name] = fit_task(task, teacher, every=checkpoint_every, threads=None,
+                                      options=options, verbose=verbose)
+            except USER_ERRORS as err:
+                done[name] = err
+            finally:
+                release(task.teacher)
+        if isinstance(done[name], BaseException):
+            raise done[name]
+        return done[name]
+
+    def release(name: str | None) -> None:
+        if name is not None:
+            uses[name] -= 1
+            if uses[name] <= 0:
+                done.pop(name, None)
+
+    for task in plan_.runs:
+        start = time.perf_counter()
+        try:
+            _, record = score_task(task, fitted(task.fit), threads=None, options=options,
+                                   execution={"executor": "in-process", "workers": 1},
+                                   defer=False, verbose=verbose)
+        except USER_ERRORS as err:
+            if failed is None:
+                raise
+            failed(task.unit, err)
+            continue
+        finally:
+            release(task.fit)
+        task.unit.finished(record)
+        records.append(record)
+        if report is not None:
+            report(task.unit, record, time.perf_counter() - start)
+    return records
+
+
+def _resources(spec: RunSpec) -> dict | None:
+    """A run that asks for CUDA needs a worker started with ``--resources GPU=1``."""
+    return {"GPU": 1} if str(spec.device).startswith("cuda") else None
+
+
+def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
+                latency_threads: int | None = None, checkpoint_every: float = 0.0,
+                report: Report | None = None, failed: Failed | None = None,
+                pending: list[tuple[Unit, bytes]] = ()) -> list[dict]:
+    """Execute ``plan_`` on the Dask ``client``'s cluster (see the module docstring), then time
+    the latency of its runs (and of the ``pending`` runs an interrupted grid left, as
+    :func:`pending_bytes` reads them), one at a time; returns the records in plan order.
+    ``threads``: PyTorch threads per training task (``None``: as the workers have them);
+    ``latency_threads``: for timing. A run that fails for good is passed to ``failed`` (without
+    it, its error propagates once the others are done)."""
+    from distributed import as_completed
+
+    from .cluster import check_workers
+
+    units = [run.unit for run in plan_.runs] + [unit for unit, _ in pending]
+    check_workers(client, units)
+    options = get_engine_options().as_dict()
+    workers = len(client.scheduler_info(n_workers=-1)["workers"])
+    execution = {"executor": "dask", "scheduler": client.scheduler.address, "workers": workers}
+    token = uuid.uuid4().hex[:6]  # keys of this grid never meet another client's
+    fits, runs, started = {}, {}, {}
+    for name, task in plan_.fits.items():
+        teacher = fits[task.teacher] if task.teacher else None
+        fits[name] = client.submit(
+            fit_task, task, teacher, every=checkpoint_every, threads=threads, options=options,
+            key=f"{name}-{token}", pure=False, resources=_resources(task.unit.spec),
+            priority=int(2**40 if task.is_teacher else expected_work(task.unit.spec)))
+    for task in plan_.runs:
+        future = client.submit(score_task, task, fits[task.fit], threads=threads, options=options,
+                               execution=execution, defer=True, key=f"score-{task.unit.name}-{token}",
+                               pure=False, resources=_resources(task.unit.spec), priority=2**41)
+        runs[future] = task
+        started[task.unit.name] = time.perf_counter()
+    teachers = {fits[n]: t for n, t in plan_.fits.items() if t.is_teacher}
+    fits.clear()  # the fits are kept on the cluster as long as a task still needs them
+    errors, trained = [], []
+    for future in as_completed([*teachers, *runs], loop=client.loop):
+        if future in teachers:
+            task = teachers.pop(future)
+            if future.status == "finished":
+                print(f"teacher of {task.unit.spec.method} seed {task.unit.spec.seed} trained "
+                      f"({future.key})", flush=True)
+            continue
+        task = runs[future]
+        if future.status != "finished":
+            error = future.exception()
+            errors.append(error)
+            if failed is not None:
+                failed(task.unit, error)
+            runs.pop(future)
+            continue
+        kept, record = future.result()
+        if task.unit.out is not None:
+            atomic_write(task.unit.pending, kept)
+            _remove(task.unit.checkpoints)
+        trained.append((task.unit, future))
+        if report is not None:
+            report(task.unit, record, time.perf_counter() - started[task.unit.name])
+    order = {id(unit): i for i, unit in enumerate(units)}
+    trained = sorted([*trained, *pending], key=lambda item: order[id(item[0])])
+    records = _time_latency(client, trained, latency_threads, token)
+    if errors and failed is None:
+        raise errors[0]
+    return records
+
+
+def _time_latency(client, trained: list, threads: int | None, token: str) -> list[dict]:
+    """Each trained network's latency, one task at a time, nothing else running (in this grid)."""
+    if not trained:
+        return []
     start = time.perf_counter()
-    left = finish_pending(trained, report=None)
-    print(f"timed the latency of {len(trained) - len(left)} network(s), one at a time "
+    records = []
+    for unit, kept in trained:
+        # ``kept``: a score task's future (its network is still on the cluster) or pending bytes
+        record = client.submit(latency_task, kept, threads=threads, pure=False,
+                               key=f"latency-{unit.name}-{token}",
+                               resources=_resources(unit.spec)).result()
+        unit.finished(record)
+        records.append(record)
+    print(f"timed the latency of {len(records)} network(s), one at a time "
           f"({time.perf_counter() - start:.0f} s)", flush=True)
+    return records
+
+
+# -- the Python API ----------------------------------------------------------------------------
+
+def run_grid(specs: list[RunSpec], *, client=None, estimator: EmotionClassifier | None = None,
+             verbose: int = 0) -> list[dict]:
+    """Run ``specs`` as one grid (a split's teacher trained once, identical fits shared) and
+    return their records in order, without writing anything: in this process, or on the Dask
+    cluster of ``client`` (a ``distributed.Client``). ``estimator``: an unregistered method's
+    template for every spec (cloned per run)."""
+    units = [Unit(spec, estimator=estimator) for spec in specs]
+    if client is None:
+        return run_in_process(plan(units), verbose=verbose)
+    return run_on_dask(client, plan(units))
+
+
+def evaluate(method, dataset: str = "synthetic", classes: int = 4, seeds=None, *, root=None,
+             preset: str = "quick", params: dict | None = None, device: str = "auto",
+             calibration_share: float = CALIBRATION_SHARE, profile_size: int | None = None,
+             latency: bool = True, dataset_options: dict | None = None, label_noise: float = 0.0,
+             verbose: int = 0, client=None) -> list[dict]:
+    """Score ``method`` (a registered name or an :class:`EmotionClassifier`) on ``dataset`` over
+    ``seeds`` (default: the preset's) and return one record per seed; with ``client`` (a
+    ``distributed.Client``) the seeds run on its Dask cluster.
+
+    For example ``evaluate("shufflenet-v2", "synthetic", classes=4, seeds=[0, 1], preset="quick")``
+    returns two records whose ``"accuracy"`` and ``"macro_f1"`` differ by subject split.
+    """
+    estimator = method if isinstance(method, EmotionClassifier) else None
+    name = type(method).__name__ if estimator is not None else method
+    if estimator is None:
+        method_info(name)  # fail early on an unknown name
+    dataset_info(dataset)
+    resolve_root(dataset, root)
+    seeds = list(get_preset(preset).seeds if seeds is None else seeds)
+    specs = [RunSpec(name, dataset, classes, int(seed), None if root is None else str(root),
+                     preset, dict(params or {}), device, calibration_share, profile_size,
+                     latency, dict(dataset_options or {}), label_noise) for seed in seeds]
+    return run_grid(specs, client=client, estimator=estimator, verbose=verbose)

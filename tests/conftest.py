@@ -71,13 +71,3 @@ def folder_dataset(tmp_path):
         return root
 
     return build
-
-
-@pytest.fixture(autouse=True)
-def _no_fits_kept_between_tests():
-    """Each test trains what it runs: fits kept by the protocol do not leak from one to the next."""
-    from bench.protocol import forget_fits
-
-    forget_fits()
-    yield
-    forget_fits()

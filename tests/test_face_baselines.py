@@ -7,7 +7,7 @@ from torch import nn
 
 from baselines.eac import class_activation_maps, consistency_loss, random_erasing
 from baselines.efficientnet import STYLES, oversample, oversampling_plan, stylise
-from bench import RunSpec, get_estimator, run_one
+from bench import RunSpec, get_estimator, run_grid, run_one
 from bench.protocol import noisy_labels
 from bench.records import run_path
 
@@ -169,9 +169,9 @@ def test_stylised_oversampling_of_balanced_data_reuses_the_plain_fit():
     """On balanced data the style row stylises nothing, so the protocol fits that model once."""
     options = {"n_subjects": 6, "frames": 4}
     params = {"epochs": 1, "teacher_params": {"epochs": 1}}
-    plain, styled = (run_one(RunSpec(m, "synthetic", 4, 5, preset="smoke", latency=False,
-                                     dataset_options=options, params=params))
-                     for m in ("efficientnet-ldl", "efficientnet-ldl-style"))
+    plain, styled = run_grid([RunSpec(m, "synthetic", 4, 5, preset="smoke", latency=False,
+                                      dataset_options=options, params=params)
+                              for m in ("efficientnet-ldl", "efficientnet-ldl-style")])
     assert not plain["reused_fit"] and styled["reused_fit"]
     assert styled["accuracy"] == plain["accuracy"] and styled["params"]["stylise"] is True
     est = get_estimator("efficientnet-ldl-style")

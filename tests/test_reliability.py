@@ -44,7 +44,7 @@ def test_cuda_out_of_memory_suggests_a_smaller_batch(capsys, tmp_path, monkeypat
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(bench.runner, "run_one", oom)
+    monkeypatch.setattr(bench.runner, "fit_run", oom)
     code, _, err = run_cli(capsys, "run", "--methods", "shufflenet-v2", "--preset", "smoke",
                            "--out", str(tmp_path))
     assert code == 2 and "smaller batch" in err and "Traceback" not in err

@@ -1,6 +1,6 @@
-"""``bench run --jobs``: runs trained in worker processes give the records a sequential run gives,
-a split's teacher is still trained once, latency is timed afterwards, and a run interrupted after
-training keeps what it trained."""
+"""``bench run --jobs`` on a Dask LocalCluster: runs trained by workers give the records an
+in-process run gives, a split's teacher is still trained once, latency is timed afterwards, and a
+run interrupted after training keeps what it trained. (Clusters: ``test_cluster.py``.)"""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def test_parallel_runs_match_sequential_ones_and_time_latency_afterwards(capsys,
     common = ["run", "--methods", METHODS, "--preset", "smoke", "--quiet", "--threads"]
     code, out, _ = run_cli(capsys, *common, "2", "--jobs", "2", "--out", str(tmp_path / "par"))
     assert code == 0
-    assert "2 worker processes of 1 thread(s) each" in out
-    assert out.count("(teacher) seed 0: trained") == 1  # one teacher for ours and ldgn
+    assert "a Dask LocalCluster of 2 workers of 1 thread(s) each" in out
+    assert out.count("teacher of ours seed 0 trained") == 1  # one teacher for ours and ldgn
     assert "timed the latency of 3 network(s), one at a time" in out
     code, _, _ = run_cli(capsys, *common, "1", "--jobs", "1", "--out", str(tmp_path / "seq"))
     assert code == 0
@@ -46,11 +46,16 @@ def test_parallel_runs_match_sequential_ones_and_time_latency_afterwards(capsys,
             assert record[key] == sequential[name][key], (name, key)
         assert record["latency_ms"] > 0 and record["jobs"] == 2
         assert record["environment"]["torch_threads"] == 1
+        assert record["execution"]["executor"] == "dask"
+        assert sequential[name]["execution"]["executor"] == "in-process"
+    ours = parallel["synthetic-4-ours-seed0"]["execution"]
+    assert ours["teacher_task"].startswith("teacher-synthetic-4-seed0-")
+    assert parallel["synthetic-4-ldgn-seed0"]["execution"]["fit_task"] == ours["teacher_task"]
     assert parallel["synthetic-4-ldgn-seed0"]["reused_teacher_fit"]
     assert not (tmp_path / "par" / "pending").exists()
     assert not (tmp_path / "par" / "checkpoints").exists()
     code, out, _ = run_cli(capsys, *common, "2", "--jobs", "2", "--out", str(tmp_path / "par"))
-    assert code == 0 and out.count("skipped") == 3 and "worker processes" not in out
+    assert code == 0 and out.count("skipped") == 3 and "LocalCluster" not in out
 
 
 def test_parallel_runs_reuse_an_identical_fit_and_still_write_both_records(capsys, tmp_path):
@@ -81,7 +86,7 @@ def test_a_run_trained_before_an_interruption_only_needs_its_latency(capsys, tmp
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(bench.runner, "run_one", no_training)
+    monkeypatch.setattr(bench.runner, "fit_run", no_training)
     code, out, _ = run_cli(capsys, "run", "--methods", "shufflenet-v2", "--preset", "smoke",
                            "--quiet", "--out", str(tmp_path))
     assert code == 0 and "shufflenet-v2 seed 0: accuracy" in out
@@ -147,3 +152,18 @@ def test_expected_work_grows_with_flops_epochs_and_input_area():
     assert work("shufflenet-v2", epochs=20) == pytest.approx(2 * work("shufflenet-v2", epochs=10))
     assert work("shufflenet-v2", image_size=96) == pytest.approx(4 * work("shufflenet-v2",
                                                                           image_size=48))
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_failed_run_is_reported_and_the_board_is_written_with_the_others(capsys, tmp_path, jobs):
+    """The teacher's loss diverges: ``ours`` (its student) fails, ``shufflenet-v2`` does not."""
+    code, out, err = run_cli(capsys, "run", "--methods", "shufflenet-v2,ours", "--preset", "smoke",
+                             "--param", 'teacher_params={"lr": 1e30}', "--jobs", jobs, "--quiet",
+                             "--out", str(tmp_path))
+    assert code == 2 and "Traceback" not in err
+    assert "bench: error: ours seed 0: the training loss became" in err
+    assert "1 run(s) failed" in err
+    assert [p.name for p in (tmp_path / "runs").glob("*.json")] == \
+        ["synthetic-4-shufflenet-v2-seed0.json"]
+    assert "shufflenet-v2" in (tmp_path / "synthetic-4.md").read_text()
+    assert not (tmp_path / "pending").exists()

@@ -1,0 +1,160 @@
+"""Runs on a Dask cluster: the Python API with a client, a worker killed mid-run, the CLI against
+a scheduler started here, and the errors a user gets before any work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import dask
+import pytest
+from distributed import Client, LocalCluster
+
+from bench import RunSpec, evaluate, run_grid
+from bench.cli import main
+from bench.cluster import check_workers
+from bench.errors import BenchError
+from bench.records import run_path
+from bench.runner import Unit, plan, run_on_dask
+
+SMOKE = {"preset": "smoke", "latency": False, "dataset_options": {"n_subjects": 6, "frames": 4}}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      host="127.0.0.1") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def client(cluster):
+    with Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def comparable(record: dict) -> dict:
+    return {k: record[k] for k in ("method", "seed", "accuracy", "macro_f1", "confusion_matrix",
+                                   "best_epoch", "reused_fit", "params_m", "mflops")}
+
+
+def test_a_grid_on_dask_gives_the_records_of_an_in_process_run(client):
+    """One teacher and two students (``ours`` learns from it, ``ldgn`` is it)."""
+    specs = [RunSpec(m, seed=0, params={"epochs": 1}, **SMOKE)
+             for m in ("shufflenet-v2", "ours", "ldgn")]
+    on_dask = run_grid(specs, client=client)
+    here = run_grid(specs)
+    assert [comparable(r) for r in on_dask] == [comparable(r) for r in here]
+    assert on_dask[2]["reused_fit"] and on_dask[2]["execution"]["fit_task"] == \
+        on_dask[1]["execution"]["teacher_task"]
+    assert {r["execution"]["executor"] for r in on_dask} == {"dask"}
+
+
+def test_evaluate_takes_a_client(client):
+    records = evaluate("shufflenet-v2", seeds=[0, 1], client=client, params={"epochs": 1}, **SMOKE)
+    assert [r["seed"] for r in records] == [0, 1]
+    assert [comparable(r) for r in records] == [
+        comparable(r) for r in evaluate("shufflenet-v2", seeds=[0, 1], params={"epochs": 1},
+                                        **SMOKE)]
+
+
+def test_a_run_whose_worker_dies_is_retried_and_every_record_is_whole(tmp_path):
+    specs = [RunSpec(m, seed=s, params={"epochs": 3}, **SMOKE)
+             for s in (0, 1) for m in ("shufflenet-v2", "ours-lem")]
+    units = [Unit(spec, run_path(tmp_path, "synthetic", 4, spec.method, spec.seed), tmp_path)
+             for spec in specs]
+    killed = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      host="127.0.0.1") as cluster, Client(cluster, set_as_default=False) as client:
+        pids = client.run(os.getpid)
+
+        def kill_a_busy_worker():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not killed:
+                for address, tasks in client.processing().items():
+                    if any(str(t).startswith("fit-") for t in tasks) and address in pids:
+                        time.sleep(0.5)  # in the middle of its training
+                        os.kill(pids[address], signal.SIGKILL)
+                        killed.append(address)
+                        return
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_a_busy_worker)
+        killer.start()
+        records = run_on_dask(client, plan(units), threads=1)
+        killer.join()
+    assert killed, "no worker was killed: the test did not test anything"
+    assert len(records) == len(units)
+    for unit in units:
+        record = json.loads(unit.path.read_text())  # valid JSON, written once, whole
+        assert record["accuracy"] is not None and record["latency_ms"] is None  # latency off
+    assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / "pending").exists()
+
+
+def test_the_cli_sends_runs_to_a_scheduler(cluster, capsys, tmp_path):
+    code = main(["run", "--methods", "shufflenet-v2,ours", "--preset", "smoke", "--quiet",
+                 "--scheduler", cluster.scheduler_address, "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"the Dask scheduler {cluster.scheduler_address} (2 workers)" in out
+    assert "timed the latency of 2 network(s)" in out
+    assert (tmp_path / "synthetic-4.md").exists()
+    record = json.loads((tmp_path / "runs" / "synthetic-4-ours-seed0.json").read_text())
+    assert record["execution"]["scheduler"] == cluster.scheduler_address
+    assert record["latency_ms"] > 0
+
+
+def test_the_scheduler_address_can_come_from_the_environment(cluster, capsys, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.setenv("BENCH_SCHEDULER", cluster.scheduler_address)
+    code = main(["run", "--methods", "shufflenet-v2", "--preset", "smoke", "--quiet",
+                 "--out", str(tmp_path)])
+    assert code == 0 and "the Dask scheduler" in capsys.readouterr().out
+
+
+def test_an_unreachable_scheduler_is_one_line(capsys, tmp_path):
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        code = main(["run", "--methods", "shufflenet-v2", "--preset", "smoke", "--quiet",
+                     "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert code == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_worker_that_cannot_read_the_data_is_named_before_any_work(client, tmp_path):
+    spec = RunSpec("shufflenet-v2", "folder", 4, 0, root=str(tmp_path / "nowhere"), preset="smoke")
+    with pytest.raises(BenchError, match="Dask worker tcp://.* cannot read the data: data root"):
+        check_workers(client, [Unit(spec)])
+
+
+def test_cuda_runs_need_a_worker_with_a_gpu_resource(client):
+    spec = RunSpec("shufflenet-v2", preset="smoke", device="cuda")
+    with pytest.raises(BenchError, match="--resources GPU=1"):
+        check_workers(client, [Unit(spec)])
+
+
+def test_sigterm_stops_the_workers_and_keeps_what_finished(tmp_path):
+    """``kill PID`` (as a batch system does at its time limit) is handled as Ctrl-C."""
+    psutil = pytest.importorskip("psutil")
+    command = [sys.executable, "-m", "bench.cli", "run", "--methods", "shufflenet-v2,ours-lem",
+               "--preset", "smoke", "--epochs", "40", "--quiet", "--jobs", "2", "--out",
+               str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if "run(s) on a Dask LocalCluster" in line:
+            break
+    time.sleep(3)  # training
+    workers = psutil.Process(process.pid).children(recursive=True)
+    assert workers
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143 and "interrupted" in err and "Traceback" not in err
+    psutil.wait_procs(workers, timeout=30)
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+    assert not list((tmp_path / "runs").glob("*.json"))  # nothing had finished
