@@ -108,6 +108,7 @@ class EMOClassifier(LabelDistributionStudent):
 
     calibration = "unlabeled"
     frame_order = True
+    frame_skipping = True
 
     def __init__(self, *, skip_threshold=0.95, blend=0.5, prior=5.0, skip_epochs=5, ldl=False,
                  **base):

@@ -486,9 +486,14 @@ def _execute(args, units: list[Unit], failed: _Failures) -> None:
         print(f"training {len(units)} run(s) on {where}; latency is timed afterwards, one "
               "network at a time", flush=True)
         run_on_dask(client, grid, threads=max(1, total // jobs) if local else args.threads,
-                    latency_threads=total if local else args.threads,
-                    checkpoint_every=args.checkpoint_every, report=_report, failed=failed,
-                    pending=[] if local else pending)
+                    latency_threads=args.threads, checkpoint_every=args.checkpoint_every,
+                    report=_report, failed=failed, pending=[] if local else pending,
+                    time_latency=not local)
+    if local:  # timed here, alone on the machine, once the cluster has stopped
+        start = time.perf_counter()
+        left = finish_pending(units, report=None)
+        print(f"timed the latency of {len(units) - len(left)} network(s), one at a time, after "
+              f"the cluster stopped ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
 def cmd_stream(args) -> int:

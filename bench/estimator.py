@@ -17,10 +17,17 @@ declarations instead of knowing methods by name:
     ``True`` when the method uses temporal order at prediction time; the protocol then passes the
     test images in (subject, sequence, frame) order together with ``sequences=``.
 ``needs_teacher``
-    ``True`` (an attribute or property) when the method learns from a teacher network. It then has
-    ``make_teacher()`` (an unfitted teacher estimator), accepts ``fit(..., teacher=fitted)`` and
-    sets ``teacher_`` (a dict with at least ``train_s``). The protocol trains one teacher per split
-    and shares it among the students that ask for the same one (see :mod:`bench.teacher`).
+    ``True`` when the method learns from a teacher network, or the name of its boolean parameter
+    that turns this on (``"ldl"``); :meth:`~EmotionClassifier.uses_teacher` says whether this
+    instance does. It then has ``make_teacher()`` (an unfitted teacher estimator), accepts
+    ``fit(..., teacher=fitted)`` and sets ``teacher_`` (a dict with at least ``train_s``). A grid
+    trains one teacher per split, as a task of its own, for every student that asks for the same
+    one (see :mod:`bench.teacher`, :mod:`bench.runner`).
+``frame_skipping``
+    ``True`` when the method skips frames in a stream. It then has a ``skip_threshold``
+    parameter, ``threshold()`` (the threshold in effect) and ``stream(X, groups, sequences,
+    skip=True)`` (frame-by-frame prediction at batch 1), which sets ``skip_rate_``; ``bench
+    stream`` replays it (:mod:`bench.stream`).
 ``external_data``
     ``True`` when ``fit`` may read data beyond what it is given (pre-training on another
     dataset). ``fit`` then accepts ``exclude_subjects=``, and the protocol passes the split's
@@ -133,7 +140,8 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
 
     calibration: ClassVar[str | None] = None
     frame_order: ClassVar[bool] = False
-    needs_teacher: ClassVar[bool] = False
+    needs_teacher: ClassVar[bool | str] = False
+    frame_skipping: ClassVar[bool] = False
     #: training images over which batch-norm statistics are recomputed before each validation
     #: (see :func:`bench.engine.recompute_bn_stats`); 0 keeps the running averages
     precise_bn_images: ClassVar[int] = 0
@@ -186,6 +194,23 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
         is already balanced). Two runs of equal signature on the same split train the same
         model, so the protocol fits it once."""
         return self.get_params()
+
+    def uses_teacher(self) -> bool:
+        """Whether this instance learns from a teacher (see ``needs_teacher``)."""
+        need = type(self).needs_teacher
+        return bool(getattr(self, need)) if isinstance(need, str) else bool(need)
+
+    def make_teacher(self) -> EmotionClassifier:
+        """An unfitted teacher for this student (methods that declare ``needs_teacher``)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no teacher")
+
+    def threshold(self) -> float | None:
+        """The frame-skipping threshold in effect (methods that declare ``frame_skipping``)."""
+        return None
+
+    def stream(self, X, groups=None, sequences=None, skip=True) -> np.ndarray:
+        """Predict frame by frame at batch 1 (methods that declare ``frame_skipping``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not skip frames")
 
     def design_point(self) -> DesignPoint | None:
         """The strictest of the declared design points that apply with these parameters."""

@@ -147,7 +147,7 @@ def fit_keys(spec: RunSpec, estimator: EmotionClassifier | None = None
     key is that teacher), so one fit serves both (:mod:`bench.runner` plans fits by these keys)."""
     run, train, _ = _prepared(spec, estimator, 0, whole_test=False)
     est, shape = run.estimator, run.dataset.images.shape[1:]
-    teacher = _fit_key(est.make_teacher(), spec, shape, train[1]) if est.needs_teacher else None
+    teacher = _fit_key(est.make_teacher(), spec, shape, train[1]) if est.uses_teacher() else None
     return _fit_key(est, spec, shape, train[1]), teacher
 
 
@@ -169,7 +169,7 @@ def fit_run(spec: RunSpec, estimator: EmotionClassifier | None = None, *,
     from ``teacher`` (a :func:`fit_teacher` of the same split), or from one trained here."""
     run, train, fit_args = _prepared(spec, estimator, verbose, whole_test=False)
     est = run.estimator
-    if est.needs_teacher:
+    if est.uses_teacher():
         fit_args["teacher"] = (teacher or fit_teacher(spec, estimator)).estimator
     if type(est).external_data:
         fit_args["exclude_subjects"] = held_out_subjects(run)

@@ -12,12 +12,13 @@ through the ``bench.methods`` entry-point group (each entry point names a module
 from __future__ import annotations
 
 import importlib
+import inspect
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
 from .errors import BenchError
-from .estimator import CALIBRATION_KINDS, EmotionClassifier
+from .estimator import CALIBRATION_KINDS, DesignPoint, EmotionClassifier
 
 BUILTIN_PACKAGES = ("baselines", "ours")
 
@@ -71,6 +72,53 @@ class MethodInfo:
         return self.estimator(**{**self.params, **params})
 
 
+def _overrides(cls: type, method: str) -> bool:
+    return getattr(cls, method) is not getattr(EmotionClassifier, method)
+
+
+def _accepts(function, name: str) -> bool:
+    parameters = inspect.signature(function).parameters
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def declaration_problems(cls: type[EmotionClassifier]) -> list[str]:
+    """What is wrong with the capabilities ``cls`` declares (see :mod:`bench.estimator`): each
+    declaration has the type it must have, and the methods and parameters it promises exist."""
+    problems = []
+    params = set(cls._get_param_names())
+    if cls.calibration not in CALIBRATION_KINDS:
+        problems.append(f"calibration must be one of {CALIBRATION_KINDS}, got {cls.calibration!r}")
+    if cls.calibration is not None and not _overrides(cls, "calibrate"):
+        problems.append(f"calibration {cls.calibration!r} is declared but calibrate() is not "
+                        "implemented")
+    for flag in ("frame_order", "frame_skipping", "external_data", "channels_last"):
+        if not isinstance(getattr(cls, flag), bool):
+            problems.append(f"{flag} must be True or False, got {getattr(cls, flag)!r}")
+    need = cls.needs_teacher
+    if isinstance(need, str) and need not in params:
+        problems.append(f"needs_teacher names {need!r}, which is not one of its parameters")
+    elif not isinstance(need, (bool, str)):
+        problems.append(f"needs_teacher must be True, False or a parameter name, got {need!r}")
+    if need and (not _overrides(cls, "make_teacher") or not _accepts(cls.fit, "teacher")):
+        problems.append("needs_teacher is declared, so it needs make_teacher() and "
+                        "fit(..., teacher=...)")
+    if cls.frame_skipping and (not _overrides(cls, "stream") or not _overrides(cls, "threshold")
+                               or "skip_threshold" not in params):
+        problems.append("frame_skipping is declared, so it needs stream(), threshold() and a "
+                        "skip_threshold parameter")
+    if cls.external_data and not _accepts(cls.fit, "exclude_subjects"):
+        problems.append("external_data is declared, so fit() must accept exclude_subjects=")
+    for point in cls.design_points:
+        if not isinstance(point, DesignPoint):
+            problems.append(f"design_points must hold DesignPoint s, got {point!r}")
+        elif point.requires is not None and point.requires not in params:
+            problems.append(f"design point requires {point.requires!r}, which is not one of its "
+                            "parameters")
+    if not isinstance(cls.precise_bn_images, int) or cls.precise_bn_images < 0:
+        problems.append("precise_bn_images must be a non-negative integer")
+    return problems
+
+
 _METHODS: dict[str, MethodInfo] = {}
 _loaded = False
 
@@ -82,8 +130,9 @@ def register(name: str, estimator: type[EmotionClassifier], *, display_name: str
     """Register ``estimator`` (with the fixed ``params`` that define this variant) as ``name``."""
     if not (isinstance(estimator, type) and issubclass(estimator, EmotionClassifier)):
         raise TypeError(f"{name}: {estimator!r} is not an EmotionClassifier subclass")
-    if estimator.calibration not in CALIBRATION_KINDS:
-        raise TypeError(f"{name}: calibration must be one of {CALIBRATION_KINDS}")
+    problems = declaration_problems(estimator)
+    if problems:
+        raise TypeError(f"{name}: {'; '.join(problems)}")
     info = MethodInfo(name, estimator, display_name, description, dict(params),
                       dict(references or {}), cost, dict(presets or {}), profile_size, ablation)
     _METHODS[name] = info

@@ -1,9 +1,10 @@
 """Streaming replay for methods that skip frames: frames per second and accuracy, with and without
 skipping, measured in the same run.
 
-A method supports streaming when it has ``stream(X, groups, sequences, skip=True)`` (predict frame
-by frame at batch 1, as a headset would), a ``skip_threshold`` parameter and ``threshold()`` (the
-threshold in effect, e.g. one chosen during ``fit``). The method is trained
+A method supports streaming when it declares ``frame_skipping``: it then has ``stream(X, groups,
+sequences, skip=True)`` (predict frame by frame at batch 1, as a headset would), a
+``skip_threshold`` parameter and ``threshold()`` (the threshold in effect, e.g. one chosen during
+``fit``), checked when it is registered. The method is trained
 and calibrated on a split exactly as in :func:`bench.protocol.run_one`; then each test subject's
 frames are replayed in (sequence, frame) order once without skipping and once per threshold.
 """
@@ -24,7 +25,7 @@ COLUMNS = ["method", "threshold", "skip_rate", "fps", "fps_no_skip", "speedup", 
 
 
 def streaming_methods() -> list[str]:
-    return [m for m in list_methods() if callable(getattr(method_info(m).estimator, "stream", None))]
+    return [m for m in list_methods() if method_info(m).estimator.frame_skipping]
 
 
 def check_streaming(method: str) -> None:

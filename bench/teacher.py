@@ -165,8 +165,8 @@ class LDGNClassifier(EmotionClassifier):
 class LabelDistributionStudent(EmotionClassifier):
     """Base for estimators that can learn from the LDGN's label distributions.
 
-    Declares ``needs_teacher`` (true when ``ldl`` is on), so the protocol can train one teacher per
-    split and hand it to every such student through ``fit(..., teacher=...)``; without one,
+    Declares ``needs_teacher = "ldl"`` (a teacher when ``ldl`` is on), so a grid can train one
+    teacher per split and hand it to every such student through ``fit(..., teacher=...)``; without one,
     ``fit`` trains its own with :meth:`make_teacher`.
 
     Parameters (besides :class:`bench.EmotionClassifier`'s)
@@ -178,6 +178,8 @@ class LabelDistributionStudent(EmotionClassifier):
         on a face dataset (see :class:`LDGNClassifier`).
     """
 
+    needs_teacher = "ldl"
+
     def __init__(self, *, ldl=True, teacher_params=None, teacher_pretrain=None,
                  teacher_pretrain_root=None, teacher_pretrain_epochs=None, **base):
         super().__init__(**base)
@@ -186,10 +188,6 @@ class LabelDistributionStudent(EmotionClassifier):
         self.teacher_pretrain = teacher_pretrain
         self.teacher_pretrain_root = teacher_pretrain_root
         self.teacher_pretrain_epochs = teacher_pretrain_epochs
-
-    @property
-    def needs_teacher(self) -> bool:
-        return bool(self.ldl)
 
     def make_teacher(self) -> LDGNClassifier:
         """An unfitted LDGN with this student's training settings, updated by ``teacher_params``."""
@@ -208,7 +206,7 @@ class LabelDistributionStudent(EmotionClassifier):
         :class:`LDGNClassifier`), trained here first when not given."""
         self._teacher = None
         self.teacher_ = None
-        if self.needs_teacher:
+        if self.uses_teacher():
             if teacher is None:
                 teacher = self.make_teacher().fit(X, y, groups, validation_data=validation_data)
             self._teacher = teacher

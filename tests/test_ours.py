@@ -113,8 +113,8 @@ def test_teacher_distributions_sum_to_one(tiny_synthetic):
 
 def test_declarations_and_teacher_settings():
     ours = get_estimator("ours", epochs=7, teacher_params={"epochs": 3}, lr=0.01, image_size=48)
-    assert ours.needs_teacher and not get_estimator("ours-sll").needs_teacher
-    assert not get_estimator("ours-lem").needs_teacher
+    assert ours.uses_teacher() and not get_estimator("ours-sll").uses_teacher()
+    assert not get_estimator("ours-lem").uses_teacher()
     teacher = ours.make_teacher()
     assert isinstance(teacher, LDGNClassifier)
     assert (teacher.epochs, teacher.lr, teacher.image_size) == (3, 0.01, 48)
