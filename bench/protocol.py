@@ -263,9 +263,11 @@ def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
     run.params = run.estimator.get_params()
     if fitted is None:
         fitted = fit_run(spec, estimator, teacher=teacher, verbose=verbose)
-    # a copy: one fit may serve several runs, and calibration (or prediction state) changes it
-    run.estimator, run.reused_fit = copy.deepcopy(fitted.estimator), reused
-    run.train_s = fitted.train_s
+        run.estimator = fitted.estimator
+    else:  # a copy: one fit may serve several runs, and calibration (or prediction state)
+        # changes it
+        run.estimator = copy.deepcopy(fitted.estimator)
+    run.reused_fit, run.train_s = reused, fitted.train_s
     if getattr(run.estimator, "teacher_", None):  # trained outside fit: count it in train_s
         run.train_s += run.estimator.teacher_["train_s"]
     _calibrate(run, score_uncalibrated)

@@ -165,12 +165,8 @@ def plan(units: list[Unit]) -> Plan:
         if not reused:
             name = task_name(own, unit, "fit")
             fits[name] = FitTask(name, unit, None if teacher is None else names[teacher])
-        runs.append(RunTask(unit, names[own], reused, _teacher_of(fits, names[own])))
+        runs.append(RunTask(unit, names[own], reused, fits[names[own]].teacher))
     return Plan(fits, runs)
-
-
-def _teacher_of(fits: dict[str, FitTask], fit: str) -> str | None:
-    return fits[fit].teacher
 
 
 def expected_work(spec: RunSpec) -> float:
@@ -225,13 +221,10 @@ def pending_bytes(units: list[Unit]) -> tuple[list[tuple[Unit, bytes]], list[Uni
     still need training)."""
     kept, left = [], []
     for unit in units:
-        found = load_pending(unit)
-        if found is None:
+        if load_pending(unit) is None:  # checks it (and drops it when stale)
             left.append(unit)
-            continue
-        buffer = io.BytesIO()
-        torch.save({"record": found[0], "network": found[1]}, buffer)
-        kept.append((unit, buffer.getvalue()))
+        else:
+            kept.append((unit, unit.pending.read_bytes()))
     return kept, left
 
 
