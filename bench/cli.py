@@ -21,6 +21,20 @@ import pandas as pd
 import torch
 
 from . import __version__
+from .argtypes import (
+    batch_sizes,
+    floats,
+    fraction,
+    jobs,
+    names,
+    number,
+    parse_params,
+    parse_seeds,
+    positive,
+    seconds,
+    unit_interval,
+    width_height,
+)
 from .classes import CLASS_SETS
 from .cluster import dask_client, scheduler_address
 from .data import dataset_info, dataset_label, list_datasets, resolve_root
@@ -35,7 +49,7 @@ from .presets import PRESETS, get_preset
 from .profiling import profile
 from .protocol import RunSpec, estimator_params, expected_settings, settings_of
 from .records import board_name, run_path
-from .registry import get_estimator, list_methods, method_info
+from .registry import CALIBRATION_FILTERS, get_estimator, list_methods, method_info
 from .runner import (
     USER_ERRORS,
     Unit,
@@ -49,126 +63,6 @@ from .runner import (
 from .stream import check_streaming, merge_rows, stream_benchmark
 
 DEFAULT_OUT = "leaderboards"
-
-
-def _names(text: str | None, valid: list[str], what: str) -> list[str]:
-    if not text:
-        return list(valid)
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in valid]
-    if unknown or not names:
-        raise BenchError(f"unknown {what} {', '.join(unknown) or repr(text)}; valid {what}s: "
-                         f"{', '.join(valid)}")
-    return list(dict.fromkeys(names))
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` or ``"0-4"`` (inclusive) or a mix, as a list of distinct ints."""
-    seeds = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                if int(hi) < int(lo):
-                    raise ValueError
-                seeds.extend(range(int(lo), int(hi) + 1))
-            else:
-                seeds.append(int(part))
-    except ValueError:
-        raise BenchError(f"malformed --seeds {text!r}; use comma-separated integers or ranges, "
-                         "e.g. 0,1,2 or 0-4") from None
-    if any(s < 0 for s in seeds):
-        raise BenchError(f"--seeds must be non-negative, got {text!r}")
-    return list(dict.fromkeys(seeds))
-
-
-def parse_params(items: list[str] | None) -> dict:
-    """``["class_balance=equal", 'teacher_params={"epochs": 5}']`` -> a dict. Values are read
-    as JSON when they parse (numbers, true/false/null, objects, lists), else kept as strings."""
-    params = {}
-    for item in items or []:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise BenchError(f"malformed --param {item!r}; use NAME=VALUE, e.g. epochs=5")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            if text.lstrip()[:1] in "{[":
-                raise BenchError(f"--param {name}: {text!r} is not valid JSON") from None
-            value = text
-        params[name.strip()] = value
-    return params
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value:g}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _jobs(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return _positive(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a positive integer") \
-            from None
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 128x64") from None
-    if width < 8 or height < 8:
-        raise argparse.ArgumentTypeError(f"must be at least 8x8, got {text}")
-    return width, height
-
-
-def _batch_sizes(text: str) -> tuple[int, int]:
-    try:
-        sizes = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list like 1,32") from None
-    if not sizes or sizes[0] != 1 or len(sizes) > 2 or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or 1,N (N >= 1), got {text!r}")
-    return (1, sizes[-1])
-
-
-def _margin(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value:g}")
-    return value
 
 
 def _prepare_parser(sub) -> None:
@@ -187,9 +81,9 @@ def _prepare_parser(sub) -> None:
                             help="emotions to keep (default 7)")
         parser.add_argument("--detector", default="haar", choices=DETECTORS,
                             help="haar: OpenCV cascades; fixed: the upper face band (default haar)")
-        parser.add_argument("--margin", type=_margin, default=0.15,
+        parser.add_argument("--margin", type=unit_interval, default=0.15,
                             help="margin around both eyes, fraction of their width (default 0.15)")
-        parser.add_argument("--size", type=_size, default=(128, 64), metavar="WxH",
+        parser.add_argument("--size", type=width_height, default=(128, 64), metavar="WxH",
                             help="crop size in pixels (default 128x64)")
         parser.add_argument("--on-miss", default=miss, choices=ON_MISS,
                             help=f"when no eyes are found: fixed band or drop (default {miss})")
@@ -210,8 +104,11 @@ def _training_args(parser) -> None:
     parser.add_argument("--preset", default="paper", choices=list(PRESETS),
                         help="training budget: smoke (seconds), quick (minutes), paper (the "
                         "paper's recipe; default)")
-    parser.add_argument("--epochs", type=_positive, help="override the preset's epochs")
-    parser.add_argument("--image-size", type=_positive, help="override the preset's input size")
+    parser.add_argument("--epochs", type=positive, help="override the preset's epochs")
+    parser.add_argument("--image-size", type=positive, metavar="PX",
+                        help="override the preset's input size for training and prediction (cost "
+                        "is always measured at each method's native size, see `bench profile "
+                        "--profile-size`)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
     parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
                         help="start from ImageNet weights (default: the preset's; paper: yes)")
@@ -238,7 +135,7 @@ def _engine_args(parser) -> None:
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
                         help="float16 autocast on CUDA (default on; no effect on the CPU)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
-    parser.add_argument("--threads", type=_positive,
+    parser.add_argument("--threads", type=positive,
                         help="CPU threads for PyTorch (default: the CPUs this process may use)")
 
 
@@ -255,14 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     _training_args(run)
     run.add_argument("--seeds", help="subject splits to run, e.g. 0,1,2 or 0-4 (default: preset's)")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
-    run.add_argument("--label-noise", type=_fraction, default=0.0, metavar="P",
+    run.add_argument("--label-noise", type=fraction, default=0.0, metavar="P",
                      help="replace a fraction P of the training labels by another class (seeded; "
                      "validation and test stay clean); results go to a board of their own")
     run.add_argument("--strict", action="store_true",
                      help="stop on unreadable image files instead of skipping and counting them")
     run.add_argument("--force", action="store_true",
                      help="rerun runs whose records already exist with the same settings")
-    run.add_argument("--jobs", type=_jobs, default="auto",
+    run.add_argument("--jobs", type=jobs, default="auto",
                      help="runs trained at once by a Dask LocalCluster of this many workers, "
                      "their threads split between them; latency is then timed afterwards, one "
                      "network at a time; 1 runs everything in this process (default auto: 1 on "
@@ -271,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="send the runs to the Dask scheduler at ADDRESS (e.g. "
                      "tcp://10.0.0.5:8786) instead of this machine; default $BENCH_SCHEDULER or "
                      "Dask's scheduler-address setting (see docs/cluster.md)")
-    run.add_argument("--checkpoint-every", type=_seconds, default=60.0, metavar="SECONDS",
+    run.add_argument("--checkpoint-every", type=seconds, default=60.0, metavar="SECONDS",
                      help="save a run in progress at the first epoch end after this many seconds "
                      "since its last save, so a killed run resumes there (default 60; 0: every "
                      "epoch)")
@@ -281,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(stream)
     stream.add_argument("--method", required=True, help="a method that skips frames (e.g. emo)")
     _training_args(stream)
-    stream.add_argument("--seed", type=int, default=0, help="the subject split (default 0)")
-    stream.add_argument("--thresholds", help="comma-separated skip thresholds to compare "
+    stream.add_argument("--seed", type=number(int, low=0), default=0, help="the subject split (default 0)")
+    stream.add_argument("--thresholds", type=floats, help="comma-separated skip thresholds to compare "
                         "(default: the method's own)")
     stream.add_argument("--out", default=DEFAULT_OUT,
                         help=f"writes <out>/stream-<dataset>-<classes>.csv (default: {DEFAULT_OUT}/)")
@@ -291,23 +188,32 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--methods", help="comma-separated method names (default: all)")
     prof.add_argument("--classes", type=int, default=4, choices=sorted(CLASS_SETS))
     prof.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    prof.add_argument("--image-size", type=_positive,
-                      help="input size (default: each method's native size, 224 for most)")
-    prof.add_argument("--batch-sizes", type=_batch_sizes, default=(1, 32), metavar="1,N",
+    prof.add_argument("--profile-size", type=positive, metavar="PX",
+                      help="input size the cost is measured at (default: each method's native "
+                      "size, 224 for most), as `bench run` records it")
+    prof.add_argument("--image-size", type=positive, dest="training_size", help=argparse.SUPPRESS)
+    prof.add_argument("--batch-sizes", type=batch_sizes, default=(1, 32), metavar="1,N",
                       help="batch-1 latency, then throughput at batch N (default 1,32; 1 alone "
                       "skips throughput)")
     prof.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                       help="time every network in NHWC (--no-channels-last: NCHW; default: each "
                       "method's own format, as it trains and predicts)")
     prof.add_argument("--amp", action="store_true", help="time float16 autocast (CUDA only)")
-    prof.add_argument("--min-time", type=float, default=1.0,
+    prof.add_argument("--min-time", type=seconds, default=1.0,
                       help="seconds of timed runs per measurement (default 1)")
     prof.add_argument("--out", default=DEFAULT_OUT,
                       help=f"writes <out>/profile.csv (default: {DEFAULT_OUT}/)")
 
     _prepare_parser(sub)
 
-    sub.add_parser("list", help="registered methods, datasets and presets")
+    listing = sub.add_parser("list", help="registered methods, datasets and presets")
+    listing.add_argument("patterns", nargs="*", metavar="PATTERN",
+                         help="only methods whose names match a shell pattern, e.g. 'ours*'")
+    listing.add_argument("--dataset", choices=list_datasets(),
+                         help="only methods with the paper's reference numbers on this dataset")
+    listing.add_argument("--calibration", choices=CALIBRATION_FILTERS,
+                         help="only methods that declare this calibration kind (none: no "
+                         "calibration; any: some)")
 
     board = sub.add_parser("leaderboard", help="re-render leaderboards from saved run records")
     board.add_argument("--out", default=DEFAULT_OUT, help=f"folder with runs/ (default: {DEFAULT_OUT}/)")
@@ -416,7 +322,7 @@ def _job_count(args, units: list) -> int:
 
 
 def cmd_run(args) -> int:
-    methods = _names(args.methods, list_methods(), "method")
+    methods = names(args.methods, list_methods(), "method")
     seeds = parse_seeds(args.seeds) if args.seeds else list(get_preset(args.preset).seeds)
     params = _method_params(args, methods)
     root, out = _root(args), Path(args.out)
@@ -497,17 +403,12 @@ def _execute(args, units: list[Unit], failed: _Failures) -> None:
 
 
 def cmd_stream(args) -> int:
-    _names(args.method, list_methods(), "method")
+    names(args.method, list_methods(), "method")
     check_streaming(args.method)
-    try:
-        thresholds = ([float(t) for t in args.thresholds.split(",")] if args.thresholds else None)
-    except ValueError:
-        raise BenchError(f"malformed --thresholds {args.thresholds!r}; use numbers such as "
-                         "0.8,0.9,0.95") from None
     params = _method_params(args, [args.method])
     spec = RunSpec(args.method, args.dataset, args.classes, args.seed, _root(args), args.preset,
                    params[args.method], args.device)
-    table = stream_benchmark(spec, thresholds, verbose=0 if args.quiet else 1)
+    table = stream_benchmark(spec, args.thresholds, verbose=0 if args.quiet else 1)
     path = Path(args.out) / f"stream-{args.dataset}-{args.classes}.csv"
     existing = pd.read_csv(path) if path.exists() else None
     atomic_write(path, merge_rows(existing, table).to_csv(index=False, float_format="%.6g"))
@@ -519,12 +420,15 @@ def cmd_stream(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    methods = _names(args.methods, list_methods(), "method")
+    if args.training_size:  # --image-size means the training size in every command
+        raise BenchError("bench profile trains nothing, so it has no --image-size; measure at "
+                         f"another input size with --profile-size {args.training_size}")
+    methods = names(args.methods, list_methods(), "method")
     device = resolve_device(args.device)
     rows, notes = [], []
     for method in methods:
         info = method_info(method)
-        size = args.image_size or info.profile_size
+        size = args.profile_size or info.profile_size
         estimator = get_estimator(method)
         network = estimator.build_network(args.classes)
         nhwc = estimator.channels_last if args.channels_last is None else args.channels_last
@@ -554,11 +458,17 @@ def cmd_profile(args) -> int:
 
 
 def cmd_list(args) -> int:
+    methods = list_methods(args.patterns, dataset=args.dataset, calibration=args.calibration)
+    filtered = bool(args.patterns or args.dataset or args.calibration)
+    if filtered and not methods:
+        raise BenchError(f"no method matches; methods: {', '.join(list_methods())}")
     print("methods:")
-    for name in list_methods():
+    for name in methods:
         info = method_info(name)
         calib = f" [calibration: {info.calibration}]" if info.calibration else ""
         print(f"  {name:18s} {info.description}{calib}")
+    if filtered:  # a question about methods: the other sections would bury the answer
+        return 0
     print("datasets:")
     for name in list_datasets():
         print(f"  {name:18s} {dataset_info(name).description}")

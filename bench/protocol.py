@@ -28,7 +28,6 @@ import copy
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from functools import lru_cache
 
 import numpy as np
@@ -38,20 +37,19 @@ from torch import nn
 from .data import (
     EmotionDataset,
     dataset_info,
-    dataset_label,
     load_dataset,
     prepared_source,
 )
 from .device import resolve_device
 from .engine import get_engine_options, is_channels_last
-from .errors import BenchError, DatasetError
+from .errors import DatasetError
 from .estimator import EmotionClassifier
 from .metrics import classification_metrics
 from .presets import get_preset, preset_params
 from .profiling import CostProfile, measure_latency, profile
-from .records import environment
+from .records import jsonable, latency_fields, run_record, settings_of
 from .registry import get_estimator, method_info
-from .splits import CALIBRATION_SHARE, Split, make_split, thin_sequences
+from .splits import CALIBRATION_SHARE, Split, make_split, noisy_labels, thin_sequences
 
 
 @dataclass
@@ -201,18 +199,6 @@ def _calibration_args(kind, dataset: EmotionDataset, idx: np.ndarray):
     return idx, y
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
-
-
 @dataclass
 class TrainedRun:
     """A method fitted (and calibrated) on one split: what scoring and streaming start from."""
@@ -312,18 +298,6 @@ def _missing_classes(dataset: EmotionDataset, split) -> dict:
     return missing
 
 
-def noisy_labels(labels: np.ndarray, class_names, fraction: float, seed: int) -> np.ndarray:
-    """``labels`` with ``round(fraction * N)`` of them, chosen at random with ``seed``, replaced by
-    another class drawn uniformly from the rest."""
-    if not 0 <= fraction < 1:
-        raise BenchError(f"label noise must be in [0, 1), got {fraction}")
-    labels = np.array(labels, dtype=object)
-    rng = np.random.default_rng([seed, 104729])
-    for i in rng.choice(len(labels), size=int(round(fraction * len(labels))), replace=False):
-        labels[i] = rng.choice([c for c in class_names if c != labels[i]])
-    return labels
-
-
 def _calibrate(run: TrainedRun, score_uncalibrated: bool) -> None:
     est, dataset, split = run.estimator, run.dataset, run.split
     kind = type(est).calibration
@@ -364,13 +338,11 @@ def run_deferring_latency(spec: RunSpec, *, estimator: EmotionClassifier | None 
     nothing else runs on the machine (``bench run --jobs``)."""
     info = method_info(spec.method) if estimator is None else None
     run = train_on_split(spec, estimator=estimator, verbose=verbose, **fits)
-    est, dataset, split = run.estimator, run.dataset, run.split
+    est = run.estimator
     X_te, y_te, g_te = run.part("test")
     start = time.perf_counter()
     y_pred = est.predict(X_te, g_te, **run.order_args("test"))
     predict_s = time.perf_counter() - start
-    kind = type(est).calibration
-
     profile_size = spec.profile_size or (info.profile_size if info else 224)
     preset = get_preset(spec.preset)
     network = est.inference_network()
@@ -378,74 +350,9 @@ def run_deferring_latency(spec: RunSpec, *, estimator: EmotionClassifier | None 
     cost = profile(network, profile_size, resolve_device(spec.device),
                    latency=spec.latency and not defer, min_time=preset.latency_time,
                    throughput_batch=preset.throughput_batch, channels_last=nhwc)
-    params = run.params or est.get_params()
-    best = est.history_[est.best_epoch_ - 1] if est.history_ else {}
-    design = est.design_point()
-    train_counts = dict(zip(*np.unique(run.train_labels, return_counts=True)))
-    record = {
-        "method": spec.method,
-        "display_name": info.display_name if info else type(est).__name__,
-        "dataset": spec.dataset,
-        "board": dataset_label(spec.dataset, spec.root),
-        "classes": spec.classes,
-        "class_names": list(dataset.class_names),
-        "seed": spec.seed,
-        "preset": spec.preset,
-        **classification_metrics(y_te, y_pred, dataset.class_names),
-        "n_predicted_classes": len(set(y_pred.tolist())),
-        "val_accuracy": best.get("val_accuracy"),
-        "val_macro_f1": best.get("val_macro_f1"),
-        "params_m": cost.params_m,
-        "mflops": cost.mflops,
-        **_latency_fields(cost),
-        "calibration": kind is not None,
-        "calibration_kind": kind,
-        "calibration_images": run.calibration_images,
-        "uncalibrated": run.uncalibrated,
-        "method_report": getattr(est, "report_", None),
-        "train_s": run.train_s,
-        "predict_s": predict_s,
-        "teacher": getattr(est, "teacher_", None),
-        "reused_fit": run.reused_fit,
-        "reused_teacher_fit": run.reused_fit,  # the former name of reused_fit
-        "epochs": params["epochs"],
-        "planned_epochs": getattr(est, "planned_epochs_", est.n_epochs_),
-        "epochs_run": est.n_epochs_,
-        "stopped_early": bool(getattr(est, "stopped_early_", False)),
-        "best_epoch": est.best_epoch_,
-        "image_size": params["image_size"],
-        "design_point": None if design is None else {
-            "min_size": design.min_size, "reason": design.reason,
-            "below": params["image_size"] < design.min_size},
-        "pretrained": bool(params.get("pretrained")),
-        "train_frames": preset.train_frames,
-        "test_frames": preset.test_frames,
-        "label_noise": spec.label_noise,
-        "missing_classes": run.missing_classes,
-        "noisy_labels": int((run.train_labels != dataset.label_names[split.train]).sum()),
-        "train_class_counts": {str(c): int(train_counts.get(c, 0)) for c in dataset.class_names},
-        "n_train": len(split.train),
-        "n_val": len(split.val),
-        "n_test": len(split.test),
-        "n_calibration": len(split.calibration),
-        "subjects": {p: split.subjects(dataset, p) for p in ("train", "val", "test")},
-        "data": {"root": dataset.root, "images": len(dataset), "dropped": dataset.dropped,
-                 "skipped": len(dataset.skipped), "image_shape": list(dataset.images.shape[1:]),
-                 "options": spec.dataset_options},
-        "cost": cost.as_dict(),
-        "params": params,
-        "spec": asdict(spec),
-        "history": est.history_,
-        "engine": {**get_engine_options().as_dict(), "channels_last": nhwc},
-        "environment": environment(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    return _jsonable(record), network
-
-
-def _latency_fields(cost: CostProfile) -> dict:
-    return {"latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
-            "latency_device": cost.latency_device, "throughput": cost.throughput}
+    record = run_record(run, y_te, y_pred, cost, predict_s=predict_s, nhwc=nhwc,
+                        display_name=info.display_name if info else type(est).__name__)
+    return record, network
 
 
 def complete_latency(record: dict, network: nn.Module) -> dict:
@@ -458,21 +365,10 @@ def complete_latency(record: dict, network: nn.Module) -> dict:
                            resolve_device(spec["device"]), min_time=preset.latency_time,
                            throughput_batch=preset.throughput_batch,
                            channels_last=record["engine"]["channels_last"])
-    return _jsonable({**record, **_latency_fields(cost), "cost": cost.as_dict()})
-
-
-def settings_of(record: dict) -> dict:
-    """What must match for two records to be comparable (everything but the seed and timings)."""
-    spec = dict(record.get("spec", {}))
-    spec.pop("seed", None)
-    spec.pop("strict", None)  # how unreadable files are handled, not what was measured
-    params = dict(record.get("params", {}))
-    for key in ("random_state", "verbose", "device", "classes"):
-        params.pop(key, None)
-    return {"spec": spec, "params": params}
+    return jsonable({**record, **latency_fields(cost), "cost": cost.as_dict()})
 
 
 def expected_settings(spec: RunSpec) -> dict:
     """The :func:`settings_of` a finished record of ``spec`` will have (to skip finished runs)."""
     est = build_estimator(spec)
-    return settings_of(_jsonable({"spec": asdict(spec), "params": est.get_params()}))
+    return settings_of(jsonable({"spec": asdict(spec), "params": est.get_params()}))

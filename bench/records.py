@@ -1,4 +1,6 @@
-"""Run records on disk, and the environment every record carries.
+"""Run records: their shape (:func:`run_record`, the one place that decides what a record
+holds), where they live on disk, what makes two of them comparable (:func:`settings_of`), and the
+environment every record carries.
 
 A record is one JSON file per (dataset, classes, method, seed) under ``<out>/runs/``. Files are
 written atomically (a temporary file in the same folder, then a rename), so an interrupted run
@@ -13,13 +15,25 @@ import platform
 import socket
 import subprocess
 import warnings
+from dataclasses import asdict
+from datetime import datetime, timezone
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
+from .data import dataset_label
+from .engine import get_engine_options
 from .files import atomic_write
+from .metrics import classification_metrics
+from .presets import get_preset
+
+if TYPE_CHECKING:
+    from .profiling import CostProfile
+    from .protocol import TrainedRun
 
 PACKAGES = ("torch", "torchvision", "scikit-learn", "fvcore", "numpy", "pandas", "opencv-python-headless",
             "distributed")
@@ -93,3 +107,108 @@ def environment() -> dict:
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+# -- what a record holds ----------------------------------------------------------------------
+
+def run_record(run: TrainedRun, y_true, y_pred, cost: CostProfile, *, predict_s: float,
+               nhwc: bool, display_name: str) -> dict:
+    """The record of a scored run (JSON-able): what was measured (metrics on the test images,
+    how many classes it predicted, validation scores at the chosen epoch, cost), what the method
+    reported (calibration, teacher, design point), how it was trained, on which data, and where."""
+    spec, est, dataset, split = run.spec, run.estimator, run.dataset, run.split
+    params = run.params or est.get_params()
+    best = est.history_[est.best_epoch_ - 1] if est.history_ else {}
+    design = est.design_point()
+    kind = type(est).calibration
+    preset = get_preset(spec.preset)
+    train_counts = dict(zip(*np.unique(run.train_labels, return_counts=True)))
+    record = {
+        "method": spec.method,
+        "display_name": display_name,
+        "dataset": spec.dataset,
+        "board": dataset_label(spec.dataset, spec.root),
+        "classes": spec.classes,
+        "class_names": list(dataset.class_names),
+        "seed": spec.seed,
+        "preset": spec.preset,
+        **classification_metrics(y_true, y_pred, dataset.class_names),
+        "n_predicted_classes": len(set(np.asarray(y_pred).tolist())),
+        "val_accuracy": best.get("val_accuracy"),
+        "val_macro_f1": best.get("val_macro_f1"),
+        "params_m": cost.params_m,
+        "mflops": cost.mflops,
+        **latency_fields(cost),
+        "calibration": kind is not None,
+        "calibration_kind": kind,
+        "calibration_images": run.calibration_images,
+        "uncalibrated": run.uncalibrated,
+        "method_report": getattr(est, "report_", None),
+        "train_s": run.train_s,
+        "predict_s": predict_s,
+        "teacher": getattr(est, "teacher_", None),
+        "reused_fit": run.reused_fit,
+        "reused_teacher_fit": run.reused_fit,  # the former name of reused_fit
+        "epochs": params["epochs"],
+        "planned_epochs": getattr(est, "planned_epochs_", est.n_epochs_),
+        "epochs_run": est.n_epochs_,
+        "stopped_early": bool(getattr(est, "stopped_early_", False)),
+        "best_epoch": est.best_epoch_,
+        "image_size": params["image_size"],
+        "design_point": None if design is None else {
+            "min_size": design.min_size, "reason": design.reason,
+            "below": params["image_size"] < design.min_size},
+        "pretrained": bool(params.get("pretrained")),
+        "train_frames": preset.train_frames,
+        "test_frames": preset.test_frames,
+        "label_noise": spec.label_noise,
+        "missing_classes": run.missing_classes,
+        "noisy_labels": int((run.train_labels != dataset.label_names[split.train]).sum()),
+        "train_class_counts": {str(c): int(train_counts.get(c, 0)) for c in dataset.class_names},
+        "n_train": len(split.train),
+        "n_val": len(split.val),
+        "n_test": len(split.test),
+        "n_calibration": len(split.calibration),
+        "subjects": {p: split.subjects(dataset, p) for p in ("train", "val", "test")},
+        "data": {"root": dataset.root, "images": len(dataset), "dropped": dataset.dropped,
+                 "skipped": len(dataset.skipped), "image_shape": list(dataset.images.shape[1:]),
+                 "options": spec.dataset_options},
+        "cost": cost.as_dict(),
+        "params": params,
+        "spec": asdict(spec),
+        "history": est.history_,
+        "engine": {**get_engine_options().as_dict(), "channels_last": nhwc},
+        "environment": environment(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return jsonable(record)
+
+
+def latency_fields(cost: CostProfile) -> dict:
+    """The latency part of a record (empty until it is timed)."""
+    return {"latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
+            "latency_device": cost.latency_device, "throughput": cost.throughput}
+
+
+def settings_of(record: dict) -> dict:
+    """What must match for two records to be comparable (everything but the seed and timings)."""
+    spec = dict(record.get("spec", {}))
+    spec.pop("seed", None)
+    spec.pop("strict", None)  # how unreadable files are handled, not what was measured
+    params = dict(record.get("params", {}))
+    for key in ("random_state", "verbose", "device", "classes"):
+        params.pop(key, None)
+    return {"spec": spec, "params": params}
+
+
+def jsonable(value):
+    """``value`` with numpy scalars and arrays, tuples and other objects made JSON-able."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)

@@ -11,9 +11,11 @@ through the ``bench.methods`` entry-point group (each entry point names a module
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import inspect
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
@@ -158,11 +160,34 @@ def _order(info: MethodInfo) -> int:
     return BUILTIN_PACKAGES.index(package) if package in BUILTIN_PACKAGES else len(BUILTIN_PACKAGES)
 
 
-def list_methods() -> list[str]:
-    """Names of all registered methods: built-in packages first (``baselines``, ``ours``), then
-    plug-ins, each in registration order, whatever order they were imported in."""
+#: what ``list_methods(calibration=...)`` accepts: a declared kind, ``"none"`` or ``"any"``
+CALIBRATION_FILTERS = ("none", *(k for k in CALIBRATION_KINDS if k), "any")
+
+
+def list_methods(filter: str | Iterable[str] = "", *, dataset: str | None = None,
+                 calibration: str | None = None) -> list[str]:
+    """Names of the registered methods: built-in packages first (``baselines``, ``ours``), then
+    plug-ins, each in registration order, whatever order they were imported in.
+
+    Filters, as timm's ``list_models``: ``filter`` is a shell-style pattern or several
+    (``"ours*"``, ``["eac", "efficientnet-*"]``); ``dataset`` keeps methods with the paper's
+    reference numbers on that dataset; ``calibration`` keeps methods that declare that kind
+    (``"neutral"``, ``"unlabeled"``, ``"labeled"``), none (``"none"``) or any (``"any"``)."""
     _load_methods()
-    return sorted(_METHODS, key=lambda name: _order(_METHODS[name]))
+    names = sorted(_METHODS, key=lambda name: _order(_METHODS[name]))
+    patterns = [filter] if isinstance(filter, str) else list(filter)
+    if any(patterns):
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns if p)]
+    if dataset is not None:
+        names = [n for n in names if any(d == dataset for d, _ in _METHODS[n].references)]
+    if calibration is not None:
+        if calibration not in CALIBRATION_FILTERS:
+            raise BenchError(f"unknown calibration {calibration!r}; valid: "
+                             f"{', '.join(CALIBRATION_FILTERS)}")
+        names = [n for n in names if calibration == "any" and _METHODS[n].calibration
+                 or calibration == "none" and not _METHODS[n].calibration
+                 or _METHODS[n].calibration == calibration]
+    return names
 
 
 def method_info(name: str) -> MethodInfo:

@@ -137,3 +137,15 @@ def make_split(dataset: EmotionDataset, seed: int, rule,
     calibration = calibration_set(dataset, test, calibration_share)
     test = np.setdiff1d(test, calibration)
     return Split(np.sort(train), np.sort(val), test, calibration)
+
+
+def noisy_labels(labels: np.ndarray, class_names, fraction: float, seed: int) -> np.ndarray:
+    """``labels`` with ``round(fraction * N)`` of them, chosen at random with ``seed``, replaced by
+    another class drawn uniformly from the rest."""
+    if not 0 <= fraction < 1:
+        raise BenchError(f"label noise must be in [0, 1), got {fraction}")
+    labels = np.array(labels, dtype=object)
+    rng = np.random.default_rng([seed, 104729])
+    for i in rng.choice(len(labels), size=int(round(fraction * len(labels))), replace=False):
+        labels[i] = rng.choice([c for c in class_names if c != labels[i]])
+    return labels

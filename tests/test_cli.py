@@ -93,7 +93,7 @@ def test_profile_reports_the_papers_cost(capsys, tmp_path):
 def test_profile_channels_last_is_recorded(capsys, tmp_path):
     code, _, _ = run_cli(capsys, "profile", "--methods", "shufflenet-v2", "--out", str(tmp_path),
                          "--min-time", "0.01", "--batch-sizes", "1", "--channels-last",
-                         "--image-size", "64")
+                         "--profile-size", "64")
     table = pd.read_csv(tmp_path / "profile.csv")
     assert code == 0 and table.loc[0, "memory_format"] == "channels_last"
     assert pd.isna(table.loc[0, "throughput"])
@@ -106,7 +106,7 @@ def test_profile_channels_last_is_recorded(capsys, tmp_path):
 def test_profile_times_each_method_in_its_own_memory_format(capsys, tmp_path, flag, expected):
     code, _, _ = run_cli(capsys, "profile", "--methods", "shufflenet-v2,emo", "--out",
                          str(tmp_path), "--min-time", "0.01", "--batch-sizes", "1",
-                         "--image-size", "64", *flag)
+                         "--profile-size", "64", *flag)
     assert code == 0
     assert list(pd.read_csv(tmp_path / "profile.csv")["memory_format"]) == expected
 
@@ -180,14 +180,17 @@ def test_stream_writes_fps_and_accuracy_with_and_without_skipping(capsys, tmp_pa
     assert (table["fps_no_skip"] == table["fps_no_skip"][0]).all()  # one no-skip pass per run
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["stream", "--method", "shufflenet-v2"], "does not skip frames, so it has nothing to stream; "
-                                              "methods that do: emo"),
-    (["stream", "--method", "emo", "--thresholds", "high"], "malformed --thresholds"),
-])
-def test_stream_mistakes(capsys, argv, message):
-    code, _, err = run_cli(capsys, *argv)
-    assert code == 2 and message in err
+def test_stream_refuses_a_method_that_does_not_skip_frames(capsys):
+    code, _, err = run_cli(capsys, "stream", "--method", "shufflenet-v2")
+    assert code == 2 and ("does not skip frames, so it has nothing to stream; methods that do: "
+                          "emo") in err
+
+
+def test_stream_refuses_malformed_thresholds(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["stream", "--method", "emo", "--thresholds", "high"])
+    assert exit_.value.code == 2
+    assert "'high' is not a list of numbers" in capsys.readouterr().err
 
 
 def test_label_noise_runs_get_a_board_of_their_own(capsys, tmp_path):
@@ -221,3 +224,24 @@ def test_teacher_pretrain_mistakes_are_one_line_errors(capsys, tmp_path):
     code, _, err = run_cli(capsys, "run", "--methods", "ours", "--teacher-pretrain", "jaffe",
                            "--teacher-pretrain-root", str(tmp_path / "absent"))
     assert code == 2 and "does not exist" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, shown, hidden", [
+    (["ours*"], {"ours", "ours-sll", "ours-lem", "ours-gem"}, {"shufflenet-v2", "eac", "ldgn"}),
+    (["eac", "efficientnet-ldl*"], {"eac", "efficientnet-ldl", "efficientnet-ldl-style"},
+     {"efficientnet-b0"}),
+    (["--calibration", "neutral"], {"eyemotion"}, {"emo", "ours"}),
+    (["--calibration", "any"], {"eyemotion", "emo", "emo-ldl"}, {"ours", "eac"}),
+    (["--calibration", "none"], {"ours", "eac"}, {"eyemotion", "emo"}),
+    (["--dataset", "rafdb"], {"eac"}, {"emo", "eyemotion"}),
+])
+def test_list_filters_methods(capsys, argv, shown, hidden):
+    code, out, _ = run_cli(capsys, "list", *argv)
+    assert code == 0 and out.startswith("methods:") and "datasets:" not in out
+    listed = {line.split()[0] for line in out.splitlines()[1:]}
+    assert shown <= listed and not hidden & listed
+
+
+def test_list_says_when_nothing_matches(capsys):
+    code, _, err = run_cli(capsys, "list", "resnet*")
+    assert code == 2 and "no method matches" in err and "shufflenet-v2" in err

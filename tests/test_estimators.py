@@ -1,68 +1,18 @@
-"""The estimator contract, checked for every registered method (timm-style parametrisation)."""
+"""Estimator behaviour beyond the contract every method keeps (that one is checked over the
+registry by :mod:`bench.testing`, in ``test_contract.py``): labels, sizes, validation, weights."""
 
 import urllib.error
 
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 import bench
 from bench import EmotionClassifier, get_estimator, list_methods
-from bench.engine import is_channels_last
 from bench.errors import BenchError
 
-from .conftest import TINY, tiny_params
-
-METHODS = list_methods()
-
-
-def _fit(name, data, **params):
-    est = get_estimator(name, **tiny_params(name, **params))
-    return est.fit(data.images, data.label_names, data.subjects)
-
-
-@pytest.mark.parametrize("name", METHODS)
-def test_init_only_stores_parameters_and_clone_works(name):
-    est = get_estimator(name, epochs=3, lr=0.01)
-    assert set(vars(est)) == set(est.get_params())
-    twin = clone(est)
-    assert twin.get_params() == est.get_params() and twin is not est
-    assert est.set_params(epochs=5) is est and est.epochs == 5
-
-
-@pytest.mark.parametrize("name", METHODS)
-def test_fit_predict_contract(name, tiny_synthetic):
-    d = tiny_synthetic
-    est = get_estimator(name, **tiny_params(name))
-    assert est.fit(d.images, d.label_names, d.subjects) is est
-    assert list(est.classes_) == sorted(d.class_names)
-    assert len(est.history_) == est.n_epochs_ == 1 and 1 <= est.best_epoch_ <= 1
-    proba = est.predict_proba(d.images[:7], d.subjects[:7])
-    assert proba.shape == (7, 4)
-    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
-    assert set(est.predict(d.images)) <= set(est.classes_)
-    assert 0 <= est.score(d.images, d.label_names, groups=d.subjects) <= 1
-    assert est.calibrate(d.images[:4], d.subjects[:4]) is est
-    assert is_channels_last(est.inference_network()) == type(est).channels_last
-
-
-@pytest.mark.parametrize("name", METHODS)
-def test_same_seed_gives_the_same_model(name, tiny_synthetic):
-    a = _fit(name, tiny_synthetic, random_state=3).predict_proba(tiny_synthetic.images[:10])
-    b = _fit(name, tiny_synthetic, random_state=3).predict_proba(tiny_synthetic.images[:10])
-    np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("name", METHODS)
-def test_save_and_load_give_the_same_predictions(name, tiny_synthetic, tmp_path):
-    est = _fit(name, tiny_synthetic)
-    path = est.save(tmp_path / "model.pt")
-    again = EmotionClassifier.load(path)
-    assert type(again) is type(est) and again.get_params() == est.get_params()
-    np.testing.assert_array_equal(again.predict_proba(tiny_synthetic.images[:8]),
-                                  est.predict_proba(tiny_synthetic.images[:8]))
+from .conftest import TINY
 
 
 def test_loading_something_else_is_refused(tmp_path):
@@ -135,7 +85,7 @@ def test_registry_refuses_unknown_names_and_parameters():
 
 
 def test_metadata_is_complete():
-    for name in METHODS:
+    for name in list_methods():
         info = bench.method_info(name)
         assert info.display_name and info.description
         assert info.calibration in (None, "neutral", "unlabeled", "labeled")
