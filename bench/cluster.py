@@ -93,7 +93,9 @@ def _unreadable(roots: list[tuple[str, str | None]]) -> list[str]:
 def check_workers(client, units) -> None:
     """Fail before any work when the cluster has no worker, a worker cannot read a run's data
     root, or runs ask for CUDA and no worker offers a ``GPU`` resource."""
+    from .pretraining import pretraining_roots
     from .protocol import estimator_params
+    from .registry import method_info
 
     workers = client.scheduler_info(n_workers=-1)["workers"]
     if not workers:
@@ -104,9 +106,8 @@ def check_workers(client, units) -> None:
         spec = unit.spec
         roots.add((spec.dataset, spec.root))
         if unit.estimator is None:
-            params = estimator_params(spec)
-            if params.get("teacher_pretrain"):
-                roots.add((params["teacher_pretrain"], params.get("teacher_pretrain_root")))
+            cls = method_info(spec.method).estimator
+            roots.update(pretraining_roots(cls, estimator_params(spec)))
     problems = client.run(_unreadable, sorted(roots, key=repr))
     for address, errors in sorted(problems.items()):
         if errors:

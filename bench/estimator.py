@@ -32,6 +32,11 @@ declarations instead of knowing methods by name:
     ``True`` when ``fit`` may read data beyond what it is given (pre-training on another
     dataset). ``fit`` then accepts ``exclude_subjects=``, and the protocol passes the split's
     validation and test subjects, which must never reach any training.
+``pretrain_param``
+    The prefix of the parameters that pre-train the method's network (or, for a student, its
+    teacher's) on a face dataset first: ``<prefix>`` (the dataset), ``<prefix>_root`` and
+    ``<prefix>_epochs`` (see :mod:`bench.pretraining`). The quick preset sets them on eye crops
+    made by ``bench prepare eyes`` (the faces they were cut from, training subjects only).
 ``design_points``
     :class:`DesignPoint` s: the smallest input at which a part of the method is still what its
     paper describes (EAC's attention maps, Inception v3's native input, ...). A run below one is
@@ -150,6 +155,8 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
     channels_last: ClassVar[bool] = False
     #: fit may read other datasets and accepts ``exclude_subjects=`` (see the module doc)
     external_data: ClassVar[bool] = False
+    #: the prefix of its face pre-training parameters (see the module doc)
+    pretrain_param: ClassVar[str | None] = None
     #: the inputs below which parts of the method stop being themselves (see the module doc)
     design_points: ClassVar[tuple[DesignPoint, ...]] = ()
 

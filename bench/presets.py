@@ -33,9 +33,10 @@ class Preset:
     #: 1 where a run needs several GB (paper: 224 px, batch 128) or lasts seconds (smoke: a
     #: worker process takes seconds to start)
     cpu_jobs: int | None = 1
-    #: on eye crops made by ``bench prepare eyes``, pre-train teachers on the face set they were
-    #: cut from (training subjects only), unless ``teacher_pretrain`` is given
-    teacher_pretrain_on_source: bool = False
+    #: on eye crops made by ``bench prepare eyes``, pre-train on the face set they were cut from
+    #: (training subjects only) every network that its method pre-trains on faces (teachers,
+    #: EAC's ResNet-50; :data:`bench.pretraining.PRETRAIN_PARAMS`), unless told otherwise
+    pretrain_on_source: bool = False
 
 
 PRESETS = {
@@ -53,7 +54,7 @@ PRESETS = {
              weight_decay=5e-2, scheduler="cosine", pretrained=False, class_balance="sqrt",
              selection_metric="macro_f1", min_epoch_steps=10),
         latency_time=0.25, train_frames=4, test_frames=12, throughput_batch=0, cpu_jobs=None,
-        teacher_pretrain_on_source=True,
+        pretrain_on_source=True,
     ),
     "paper": Preset(
         "paper", "the paper's recipe: 600 epochs at 224 px, SGD momentum 0.8, lr 1e-4, batch "

@@ -82,8 +82,9 @@ def estimator_params(spec: RunSpec) -> dict:
     accepted = info.estimator().get_params()
     params = {k: v for k, v in preset_params(spec.preset, info.presets).items() if k in accepted}
     source = prepared_source(spec.dataset, spec.root)
-    if get_preset(spec.preset).teacher_pretrain_on_source and source and "teacher_pretrain" in accepted:
-        params.update(teacher_pretrain=source[0], teacher_pretrain_root=source[1])
+    prefix = info.estimator.pretrain_param
+    if get_preset(spec.preset).pretrain_on_source and source and prefix:
+        params.update({prefix: source[0], f"{prefix}_root": source[1]})
     return {**params, **spec.params, "random_state": spec.seed, "device": spec.device}
 
 

@@ -147,6 +147,7 @@ def run_record(run: TrainedRun, y_true, y_pred, cost: CostProfile, *, predict_s:
         "train_s": run.train_s,
         "predict_s": predict_s,
         "teacher": getattr(est, "teacher_", None),
+        "pretrain": getattr(est, "pretrain_", None),  # its own network's face pre-training
         "reused_fit": run.reused_fit,
         "reused_teacher_fit": run.reused_fit,  # the former name of reused_fit
         "epochs": params["epochs"],

@@ -110,6 +110,11 @@ def declaration_problems(cls: type[EmotionClassifier]) -> list[str]:
                         "skip_threshold parameter")
     if cls.external_data and not _accepts(cls.fit, "exclude_subjects"):
         problems.append("external_data is declared, so fit() must accept exclude_subjects=")
+    prefix = cls.pretrain_param
+    missing = [p for p in (prefix, f"{prefix}_root", f"{prefix}_epochs") if p not in params]
+    if prefix is not None and missing:
+        problems.append(f"pretrain_param is {prefix!r}, so it needs the parameter(s) "
+                        f"{', '.join(missing)}")
     for point in cls.design_points:
         if not isinstance(point, DesignPoint):
             problems.append(f"design_points must hold DesignPoint s, got {point!r}")

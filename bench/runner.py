@@ -16,9 +16,10 @@ The plan is then executed:
   fit trained when first needed and dropped once nothing needs it, latency timed right after each
   run (nothing else runs), each record written as soon as it is complete;
 * **on Dask** (:func:`run_on_dask`, a ``LocalCluster`` for ``--jobs N`` or any scheduler for
-  ``--scheduler``; :mod:`bench.cluster`): fit and score tasks are submitted at once, Dask runs
-  them as their inputs are ready (teachers first, then the largest fits, see
-  :func:`expected_work`), a task whose worker dies is retried on another worker (Dask's
+  ``--scheduler``; :mod:`bench.cluster`): a fit task (with its score tasks) is sent whenever the
+  cluster has a free slot, in the order teachers first, then the largest fits (see
+  :func:`expected_work`); a student once its teacher is done; Dask places and runs them, passes
+  the teacher's result to its students, a task whose worker dies is retried on another worker (Dask's
   ``distributed.scheduler.allowed-failures``), and a run that fails for good is reported with its
   error while the others go on. Each finished run comes back to the caller, which keeps it in
   ``<out>/pending/<run>.pt`` (record and inference network). Latency is never timed while other
@@ -408,40 +409,74 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
     workers = len(client.scheduler_info(n_workers=-1)["workers"])
     execution = {"executor": "dask", "scheduler": client.scheduler.address, "workers": workers}
     token = uuid.uuid4().hex[:6]  # keys of this grid never meet another client's
-    fits, runs, started = {}, {}, {}
-    # submitted in the order they should start (a free worker takes a task as soon as it arrives,
-    # before a later one of higher priority): teachers, then the largest fits
     work = {name: expected_work(task.unit.spec) for name, task in plan_.fits.items()}
-    for name, task in sorted(plan_.fits.items(), key=lambda item: (not item[1].is_teacher,
-                                                                    -work[item[0]])):
-        teacher = fits[task.teacher] if task.teacher else None
-        fits[name] = client.submit(
-            fit_task, task, teacher, every=checkpoint_every, threads=threads, options=options,
-            key=f"{name}-{token}", pure=False, resources=_resources(task.unit.spec),
-            priority=int(2**40 if task.is_teacher else work[name]))
+    # the order fits should start in: teachers, then the largest fits
+    waiting = dict(sorted(plan_.fits.items(), key=lambda item: (not item[1].is_teacher,
+                                                                -work[item[0]])))
+    scores = {}
     for task in plan_.runs:
-        future = client.submit(score_task, task, fits[task.fit], threads=threads, options=options,
-                               execution=execution, defer=True, key=f"score-{task.unit.name}-{token}",
-                               pure=False, resources=_resources(task.unit.spec), priority=2**41)
-        runs[future] = task
-        started[task.unit.name] = time.perf_counter()
-    teachers = {fits[n]: t for n, t in plan_.fits.items() if t.is_teacher}
-    fits.clear()  # the fits are kept on the cluster as long as a task still needs them
+        scores.setdefault(task.fit, []).append(task)
+    # futures of fits that a waiting student still needs (only those: a fit the client lets go
+    # is dropped from the cluster once the tasks that need it are done)
+    teachers: dict[str, object] = {}
+    runs, started = {}, {}
+    blocks: dict[str, set] = {}  # a sent fit and its score tasks, until all are done: one slot
+    owner = {}  # future -> its block
+    done = as_completed(loop=client.loop)
+
+    def send(name: str, function, *args, **kwargs):
+        future = client.submit(function, *args, threads=threads, options=options, pure=False,
+                               **kwargs)
+        blocks.setdefault(name, set()).add(future)
+        owner[future] = name
+        done.add(future)
+        return future
+
+    def submit_ready() -> None:
+        """Send the next fits while the cluster has a free slot (see :func:`_slots`); a student
+        waits until its teacher is done. A slot stays taken until the fit's score tasks are done
+        too, so the next fit goes to the worker that is idle then."""
+        for name, task in list(waiting.items()):
+            if len(blocks) >= _slots(client, plan_):
+                break
+            if task.teacher and (task.teacher in waiting or not teachers[task.teacher].done()):
+                continue
+            del waiting[name]
+            fit = send(name, fit_task, task, teachers.get(task.teacher), every=checkpoint_every,
+                       key=f"{name}-{token}", resources=_resources(task.unit.spec))
+            if task.is_teacher:
+                teachers[name] = fit
+            for run in scores.pop(name, []):
+                score = send(name, score_task, run, fit, execution=execution, defer=True,
+                             key=f"score-{run.unit.name}-{token}",
+                             resources=_resources(run.unit.spec), priority=1)
+                runs[score] = run
+                started[run.unit.name] = time.perf_counter()
+        needed = {task.teacher for task in waiting.values()}
+        for name in [n for n in teachers if n not in needed]:
+            del teachers[name]
+
+    submit_ready()
     errors, trained = [], []
-    for future in as_completed([*teachers, *runs], loop=client.loop):
-        if future in teachers:
-            task = teachers.pop(future)
-            if future.status == "finished":
+    for future in done:
+        name = owner.pop(future)
+        blocks[name].discard(future)
+        if not blocks[name]:
+            del blocks[name]
+        if future not in runs:  # a fit: students may start now, and its slot may be free
+            task = plan_.fits[name]
+            if task.is_teacher and future.status == "finished":
                 print(f"teacher of {task.unit.spec.method} seed {task.unit.spec.seed} trained "
                       f"({future.key})", flush=True)
+            submit_ready()
             continue
-        task = runs[future]
+        submit_ready()
+        task = runs.pop(future)
         if future.status != "finished":
             error = future.exception()
             errors.append(error)
             if failed is not None:
                 failed(task.unit, error)
-            runs.pop(future)
             continue
         kept, record = future.result()
         if task.unit.out is not None:
@@ -456,6 +491,18 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
     if errors and failed is None:
         raise errors[0]
     return records
+
+
+def _slots(client, plan_: Plan) -> int:
+    """How many fits the cluster trains at once: its worker threads, or for CUDA runs its GPUs.
+    Fits are sent only while a slot is free: Dask hands a task to a worker as soon as it is
+    sent, and with durations it cannot know yet (every fit is a task group of its own) it did
+    not move queued fits to a worker that fell idle: on the 13-method quick board one worker
+    waited 24 s while the other still held five fits."""
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    if any(_resources(run.unit.spec) for run in plan_.runs):
+        return max(1, int(sum(w.get("resources", {}).get("GPU", 0) for w in workers)))
+    return max(1, sum(w.get("nthreads", 1) for w in workers))
 
 
 def _time_latency(client, trained: list, threads: int | None, token: str) -> list[dict]:

@@ -20,9 +20,9 @@ divergence to the teacher plus the teacher's entropy.
 
 **Pre-training on faces** (the paper pre-trains on FER2013): ``teacher_pretrain`` names any
 registered face dataset (``ckplus``, ``jaffe``, ``rafdb``, ``fer2013``, ``folder``), read from
-``teacher_pretrain_root`` (default ``$BENCH_DATA/<name>``). It is leak-safe by construction, see
-:func:`pretraining_subjects`: no image of a validation or test subject of the benchmark's split
-ever reaches it, even when the benchmark is eye crops cut from the very same faces.
+``teacher_pretrain_root`` (default ``$BENCH_DATA/<name>``). It is leak-safe by construction (see
+:mod:`bench.pretraining`): no image of a validation or test subject of the benchmark's split ever
+reaches it, even when the benchmark is eye crops cut from the very same faces.
 
 **Teacher quality** is measured, not assumed: a student's ``teacher_`` (copied into its run
 record) holds the teacher's validation accuracy and macro F1, its accuracy on the training images
@@ -32,20 +32,15 @@ it labels, and the mean entropy of the distributions it hands over.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
-from .classes import CLASSES_7
-from .data import load_dataset
-from .data.dataset import subject_ids
-from .engine import train
-from .errors import BenchError
 from .estimator import EmotionClassifier
 from .pretrained import torchvision_network
+from .pretraining import FacePretraining, pretraining_subjects  # noqa: F401  (re-exported)
 
 #: the teacher's budget in the smoke and quick presets (the `ldgn` row uses the same, so in a run
 #: with both it is the very teacher the students learned from). Quick: 12 epochs at the preset's
@@ -61,36 +56,18 @@ def soft_cross_entropy(logits: torch.Tensor, distributions: torch.Tensor) -> tor
     return -(distributions * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
-def pretraining_subjects(pretrain_subjects, train_subjects, exclude_subjects=()) -> np.ndarray:
-    """Which images of a pre-training set may be used (a boolean mask over ``pretrain_subjects``).
-
-    Subject ids are compared as strings. When the pre-training set shares any subject with the
-    training split (eye crops made by ``bench prepare eyes`` keep the face set's ids), it is the
-    same people, and only the training subjects may be used: every other subject of it may be a
-    validation or test subject. Otherwise it is another population and all of it may be used.
-    ``exclude_subjects`` (the protocol passes the split's validation and test subjects) are
-    removed in both cases. An unrelated set whose ids merely collide loses subjects: the safe
-    side."""
-    subjects = np.asarray(pretrain_subjects).astype(str)
-    in_train = np.isin(subjects, sorted({str(s) for s in train_subjects}))
-    keep = in_train if in_train.any() else np.ones(len(subjects), dtype=bool)
-    return keep & ~np.isin(subjects, sorted({str(s) for s in exclude_subjects}))
-
-
-class LDGNClassifier(EmotionClassifier):
+class LDGNClassifier(FacePretraining, EmotionClassifier):
     """The label distribution generator: ResNet-50, single-label cross-entropy.
 
     Parameters (besides :class:`bench.EmotionClassifier`'s)
     --------------------------------------------------------
-    teacher_pretrain : a registered face dataset to pre-train on first (same class names),
-        then fine-tune on the training data, as the paper does with FER2013. Only subjects that
-        :func:`pretraining_subjects` allows are used; a subject-disjoint ``validation_fraction``
-        of them (FER2013: its PublicTest rows) chooses the best pre-training epoch.
-    teacher_pretrain_root : its folder (default ``$BENCH_DATA/<name>``).
-    teacher_pretrain_epochs : epochs of pre-training (default: ``epochs``).
+    teacher_pretrain, teacher_pretrain_root, teacher_pretrain_epochs : a registered face dataset
+        to pre-train on first (same class names), then fine-tune on the training data, as the
+        paper does with FER2013; its folder and epochs (see
+        :class:`bench.pretraining.FacePretraining`, which makes it leak-safe).
     """
 
-    external_data = True
+    pretrain_param = "teacher_pretrain"
 
     def __init__(self, *, teacher_pretrain=None, teacher_pretrain_root=None,
                  teacher_pretrain_epochs=None, **base):
@@ -101,61 +78,6 @@ class LDGNClassifier(EmotionClassifier):
 
     def build_network(self, n_classes):
         return torchvision_network("resnet50", n_classes, self.pretrained)
-
-    def fit(self, X, y, groups=None, *, validation_data=None, exclude_subjects=()):
-        """Fit; ``exclude_subjects`` never reach pre-training (the protocol passes the split's
-        validation and test subjects; ``groups`` are the training subjects)."""
-        self._pretrain_subjects = (() if groups is None else np.unique(np.asarray(groups)),
-                                   tuple(exclude_subjects))
-        try:
-            return super().fit(X, y, groups, validation_data=validation_data)
-        finally:
-            del self._pretrain_subjects
-
-    def _prepare_network(self, network, device):
-        self.pretrain_history_, self.pretrain_ = [], None
-        if not self.teacher_pretrain:
-            return
-        unknown = [c for c in self.classes_ if str(c) not in CLASSES_7]
-        if unknown:
-            raise BenchError(f"pre-training on {self.teacher_pretrain} needs emotion class names "
-                             f"as labels; {unknown} are not among {list(CLASSES_7)}")
-        faces = load_dataset(self.teacher_pretrain, self.teacher_pretrain_root, classes=7,
-                             image_size=self.image_size)
-        train_subjects, exclude = getattr(self, "_pretrain_subjects", ((), ()))
-        keep = np.isin(faces.label_names, [str(c) for c in self.classes_])
-        people = subject_ids(faces)
-        if people is not None:
-            keep &= pretraining_subjects(people, train_subjects, exclude)
-        elif any(re.fullmatch(r"(train|val|test|all)-row\d+", str(s)) for s in train_subjects):
-            raise BenchError(f"{self.teacher_pretrain} has no subject ids or files, and the "
-                             "benchmark's images look cut from it (`bench prepare` names them "
-                             "<split>-row<N>): held-out images cannot be told apart, so it cannot "
-                             "be a pre-training set here; pre-train on another dataset")
-        used = faces.subset(keep)
-        if len(used) < 2:
-            raise BenchError(f"pre-training on {self.teacher_pretrain}: fewer than two images "
-                             "remain after leaving out the benchmark's held-out subjects")
-        y = self._encode(used.label_names)
-        if used.split is not None and (used.split == "val").any():  # an official list
-            fit, val = used.split == "train", used.split == "val"
-        else:
-            fit_idx, val_idx = self._internal_split(y, used.subjects, self._seed())
-            fit, val = np.isin(np.arange(len(y)), fit_idx), np.isin(np.arange(len(y)), val_idx)
-        result = train(network, used.images[fit], torch.as_tensor(y[fit]),
-                       self._train_config(self.teacher_pretrain_epochs,
-                                          desc=f"LDGN on {self.teacher_pretrain}"), device,
-                       X_val=used.images[val] if val.any() else None, y_val=y[val],
-                       labels=y[fit])
-        self.pretrain_history_ = result.history
-        best = result.history[result.best_epoch - 1]
-        self.pretrain_ = {
-            "dataset": self.teacher_pretrain, "images": int(fit.sum()),
-            "validation_images": int(val.sum()),
-            "subjects": None if people is None else int(len(np.unique(people[keep]))),
-            "left_out_subjects": None if people is None else int(
-                len(np.unique(people)) - len(np.unique(people[keep]))),
-            "epochs": len(result.history), "val_accuracy": best.get("val_accuracy")}
 
     def distributions(self, X) -> np.ndarray:
         """Label distributions (softmax, temperature 1) of images ``X``, rows summing to one."""
@@ -179,6 +101,7 @@ class LabelDistributionStudent(EmotionClassifier):
     """
 
     needs_teacher = "ldl"
+    pretrain_param = "teacher_pretrain"  # passed on to the teacher (make_teacher)
 
     def __init__(self, *, ldl=True, teacher_params=None, teacher_pretrain=None,
                  teacher_pretrain_root=None, teacher_pretrain_epochs=None, **base):

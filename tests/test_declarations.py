@@ -30,6 +30,7 @@ def _subclass(**declarations):
     ({"design_points": (DesignPoint(64, "why", requires="gem"),)}, "requires 'gem'"),
     ({"design_points": (64,)}, "must hold DesignPoint"),
     ({"precise_bn_images": -1}, "precise_bn_images"),
+    ({"pretrain_param": "faces"}, "needs the parameter(s) faces, faces_root, faces_epochs"),
 ])
 def test_a_declaration_without_what_it_promises_is_refused_at_register(declarations, message):
     with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
