@@ -9,6 +9,7 @@ never leaves a half-written record or table behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -91,6 +92,16 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
+@lru_cache(maxsize=1)
+def cpu_model() -> str | None:
+    """The processor's model name (CPU kernels, and so the last bits of results, depend on it)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or None
+
+
 def environment() -> dict:
     """Versions, commit and host, stored in every record."""
     from . import __version__
@@ -102,6 +113,7 @@ def environment() -> dict:
         "git_commit": git_commit(),
         "host": socket.gethostname(),
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
