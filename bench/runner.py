@@ -436,8 +436,9 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
         """Send the next fits while the cluster has a free slot (see :func:`_slots`); a student
         waits until its teacher is done. A slot stays taken until the fit's score tasks are done
         too, so the next fit goes to the worker that is idle then."""
+        slots = _slots(client, plan_)
         for name, task in list(waiting.items()):
-            if len(blocks) >= _slots(client, plan_):
+            if len(blocks) >= slots:
                 break
             if task.teacher and (task.teacher in waiting or not teachers[task.teacher].done()):
                 continue
