@@ -20,7 +20,7 @@ from bench.cli import main
 from bench.cluster import check_workers
 from bench.errors import BenchError
 from bench.records import run_path
-from bench.runner import Unit, plan, run_on_dask
+from bench.runner import Unit, expected_work, fit_task, plan, run_on_dask
 
 SMOKE = {"preset": "smoke", "latency": False, "dataset_options": {"n_subjects": 6, "frames": 4}}
 
@@ -158,3 +158,34 @@ def test_sigterm_stops_the_workers_and_keeps_what_finished(tmp_path):
     psutil.wait_procs(workers, timeout=30)
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
     assert not list((tmp_path / "runs").glob("*.json"))  # nothing had finished
+
+
+class CountingClient:
+    """A client that counts the fits it was asked to send and how many were unfinished at once."""
+
+    def __init__(self, client):
+        self._client, self.fits, self.most_at_once = client, [], 0
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def submit(self, function, *args, **kwargs):
+        future = self._client.submit(function, *args, **kwargs)
+        if function is fit_task:
+            self.fits.append((kwargs["key"], future))
+            self.most_at_once = max(self.most_at_once, sum(not f.done() for _, f in self.fits))
+        return future
+
+
+def test_fits_are_sent_while_a_worker_is_free_largest_first(client):
+    """Fits sent all at once queued on a busy worker while another stood idle; sent one per free
+    slot, each lands on the idle worker."""
+    specs = [RunSpec(m, seed=0, params={"epochs": 1}, **SMOKE)
+             for m in ("shufflenet-v2", "ours-lem", "emo", "efficientnet-b0")]
+    counting = CountingClient(client)
+    records = run_on_dask(counting, plan([Unit(spec) for spec in specs]), threads=1)
+    assert [r["method"] for r in records] == [s.method for s in specs]
+    assert counting.most_at_once <= 2 and len(counting.fits) == 4  # two workers
+    sent = [key.split("-synthetic")[0].removeprefix("fit-") for key, _ in counting.fits]
+    work = {s.method: expected_work(s) for s in specs}
+    assert sent == sorted(work, key=lambda m: -work[m])
