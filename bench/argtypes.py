@@ -37,7 +37,6 @@ def number(kind: type = int, *, low: float | None = None, high: float | None = N
             raise argparse.ArgumentTypeError(f"must be {' and '.join(bounds)}, got {text}")
         return value
 
-    parse.__name__ = f"{kind.__name__}_in_range"  # argparse names the type in some messages
     return parse
 
 

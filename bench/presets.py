@@ -34,8 +34,8 @@ class Preset:
     #: worker process takes seconds to start)
     cpu_jobs: int | None = 1
     #: on eye crops made by ``bench prepare eyes``, pre-train on the face set they were cut from
-    #: (training subjects only) every network that its method pre-trains on faces (teachers,
-    #: EAC's ResNet-50; :data:`bench.pretraining.PRETRAIN_PARAMS`), unless told otherwise
+    #: (training subjects only) every network its method declares face pre-training for
+    #: (``pretrain_param``: the teachers), unless told otherwise
     pretrain_on_source: bool = False
 
 

@@ -416,6 +416,7 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
     scores = {}
     for task in plan_.runs:
         scores.setdefault(task.fit, []).append(task)
+    gpu = any(_resources(task.unit.spec) for task in plan_.runs)
     # futures of fits that a waiting student still needs (only those: a fit the client lets go
     # is dropped from the cluster once the tasks that need it are done)
     teachers: dict[str, object] = {}
@@ -436,7 +437,7 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
         """Send the next fits while the cluster has a free slot (see :func:`_slots`); a student
         waits until its teacher is done. A slot stays taken until the fit's score tasks are done
         too, so the next fit goes to the worker that is idle then."""
-        slots = _slots(client, plan_)
+        slots = _slots(client, gpu)
         for name, task in list(waiting.items()):
             if len(blocks) >= slots:
                 break
@@ -464,14 +465,13 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
         blocks[name].discard(future)
         if not blocks[name]:
             del blocks[name]
-        if future not in runs:  # a fit: students may start now, and its slot may be free
+        submit_ready()  # a slot may be free, or a teacher done
+        if future not in runs:  # a fit
             task = plan_.fits[name]
             if task.is_teacher and future.status == "finished":
                 print(f"teacher of {task.unit.spec.method} seed {task.unit.spec.seed} trained "
                       f"({future.key})", flush=True)
-            submit_ready()
             continue
-        submit_ready()
         task = runs.pop(future)
         if future.status != "finished":
             error = future.exception()
@@ -494,14 +494,14 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
     return records
 
 
-def _slots(client, plan_: Plan) -> int:
+def _slots(client, gpu: bool) -> int:
     """How many fits the cluster trains at once: its worker threads, or for CUDA runs its GPUs.
     Fits are sent only while a slot is free: Dask hands a task to a worker as soon as it is
     sent, and with durations it cannot know yet (every fit is a task group of its own) it did
     not move queued fits to a worker that fell idle: on the 13-method quick board one worker
     waited 24 s while the other still held five fits."""
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    if any(_resources(run.unit.spec) for run in plan_.runs):
+    if gpu:
         return max(1, int(sum(w.get("resources", {}).get("GPU", 0) for w in workers)))
     return max(1, sum(w.get("nthreads", 1) for w in workers))
 

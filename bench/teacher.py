@@ -40,7 +40,7 @@ from sklearn.metrics import f1_score
 
 from .estimator import EmotionClassifier
 from .pretrained import torchvision_network
-from .pretraining import FacePretraining, pretraining_subjects  # noqa: F401  (re-exported)
+from .pretraining import FacePretraining
 
 #: the teacher's budget in the smoke and quick presets (the `ldgn` row uses the same, so in a run
 #: with both it is the very teacher the students learned from). Quick: 12 epochs at the preset's

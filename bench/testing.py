@@ -51,11 +51,16 @@ from .registry import declaration_problems, get_estimator, list_methods, method_
 SMALL = dict(epochs=1, batch_size=16, image_size=32, optimizer="adamw", lr=1e-3, device="cpu")
 
 
-def small_estimator(name: str, **params) -> EmotionClassifier:
-    """Registered method ``name`` at :data:`SMALL` settings, with what its smoke preset needs
-    beyond them (e.g. Inception v3's least input size)."""
+def small_params(name: str, **params) -> dict:
+    """:data:`SMALL`, with what registered method ``name``'s smoke preset needs beyond it (e.g.
+    Inception v3's least input size), then ``params``."""
     smoke = {k: v for k, v in method_info(name).presets.get("smoke", {}).items() if k != "epochs"}
-    return get_estimator(name, **{**SMALL, **smoke, **params})
+    return {**SMALL, **smoke, **params}
+
+
+def small_estimator(name: str, **params) -> EmotionClassifier:
+    """Registered method ``name`` at :func:`small_params` settings."""
+    return get_estimator(name, **small_params(name, **params))
 
 
 @functools.lru_cache(maxsize=2)
@@ -72,9 +77,8 @@ def _prepared(estimator: EmotionClassifier) -> EmotionClassifier:
 def _fit(estimator: EmotionClassifier, classes: int = 4, keep=None) -> EmotionClassifier:
     data = _eyes(classes)
     keep = np.ones(len(data), bool) if keep is None else keep
-    kwargs = {"sequences": data.sequences[keep]} if type(estimator).frame_order else {}
     fitted = estimator.fit(data.images[keep], data.label_names[keep], data.subjects[keep],
-                           **kwargs)
+                           **_order(estimator, data, keep))
     assert fitted is estimator, "fit must return self"
     return fitted
 
@@ -256,10 +260,6 @@ def check_estimator(estimator) -> None:
                 from err
 
 
-def _label(estimator: EmotionClassifier, name) -> str:
-    return name if isinstance(name, str) else type(estimator).__name__
-
-
 def parametrize_with_checks(estimators: Iterable):
     """A ``pytest.mark.parametrize`` over ``(estimator, check)`` for every estimator (instances
     or registered names) and every check, with readable test ids (``shufflenet-v2-check_cost``)."""
@@ -270,9 +270,11 @@ def parametrize_with_checks(estimators: Iterable):
         est = _resolve(given)
         for check in CHECKS:
             cases.append((est, check))
-            ids.append(f"{_label(est, given)}-{check.__name__}")
+            ids.append(f"{given if isinstance(given, str) else type(est).__name__}-"
+                       f"{check.__name__}")
     return pytest.mark.parametrize("estimator, check", cases, ids=ids)
 
 
 __all__ = ["CHECKS", "SMALL", "check_estimator", "parametrize_with_checks", "small_estimator",
+           "small_params",
            *[check.__name__ for check in CHECKS]]

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from bench.data import load_dataset
+from bench.testing import SMALL, small_params  # the smallest settings that still train
 
 REPO = Path(__file__).resolve().parents[1]
 # the tests never read or fill the user's dataset cache, and leave no cache behind
@@ -21,16 +22,8 @@ atexit.register(shutil.rmtree, os.environ["BENCH_CACHE"], ignore_errors=True)
 
 CKPLUS = Path(os.environ.get("BENCH_CKPLUS", REPO.parent / "shared" / "data" / "ck-plus"))
 
-#: the smallest estimator settings that still exercise every code path
-TINY = dict(epochs=1, batch_size=16, image_size=32, optimizer="adamw", lr=1e-3, device="cpu")
-
-
-def tiny_params(name: str, **params) -> dict:
-    """TINY, with what the method's smoke preset needs (e.g. Inception's minimum input size)."""
-    from bench import method_info
-
-    smoke = {k: v for k, v in method_info(name).presets.get("smoke", {}).items() if k != "epochs"}
-    return {**TINY, **smoke, **params}
+TINY = SMALL
+tiny_params = small_params
 
 
 @pytest.fixture(scope="session")
