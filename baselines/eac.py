@@ -21,13 +21,15 @@ higher learning rate (2e-3: 19.9 %) or smaller batches (16: 28.6 %) did worse.
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import torch
 import torch.nn.functional as F
+from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from bench import Cost, EmotionClassifier, Reference, register
-from bench.estimator import DesignPoint
+from bench.estimator import DesignPoint, unit_interval
 from bench.pretrained import torchvision_network
 
 
@@ -92,6 +94,10 @@ class EACClassifier(EmotionClassifier):
     design_points = (DesignPoint(48, "its attention maps come from ResNet-50's layer4 (input/32): "
                                  "at 32 px or less they are 1x1 and the flip consistency "
                                  "compares single numbers"),)
+
+    _parameter_constraints = {**EmotionClassifier._parameter_constraints,
+                              "consistency": [Interval(Real, 0, None, closed="left")],
+                              "erasing_p": [unit_interval()], "erasing_scale": ["array-like"]}
 
     def __init__(self, *, epochs=60, batch_size=32, lr=1e-4, optimizer="adam", momentum=0.9,
                  weight_decay=1e-4, scheduler="exponential", consistency=5.0, erasing_p=0.5,

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench import Cost, Reference, register
+from bench.estimator import unit_interval
 from bench.pretrained import torchvision_network
 from bench.teacher import TEACHER_PRESETS, LabelDistributionStudent
 from bench.transforms import check_images
@@ -103,6 +104,9 @@ class EfficientNetLDLClassifier(LabelDistributionStudent):
     precise_bn_images: ClassVar[int] = 512
     # depthwise convolutions: a training step at 48 px takes 0.60x as long in NHWC on a CPU
     channels_last: ClassVar[bool] = True
+
+    _parameter_constraints = {**LabelDistributionStudent._parameter_constraints,
+                              "stylise": ["boolean"], "style_cap": [unit_interval()]}
 
     def __init__(self, *, stylise=False, style_cap=0.125, **base):
         super().__init__(**base)

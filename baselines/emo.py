@@ -35,14 +35,18 @@ Public details are thin; this is the design of the benchmark's specification, wi
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
+from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from bench import Cost, Reference, register
 from bench.engine import batches
+from bench.estimator import positive_int, unit_interval
 from bench.pretrained import torchvision_network
 from bench.teacher import TEACHER_PRESETS, LabelDistributionStudent
 from bench.transforms import check_images, normalize, to_input
@@ -109,6 +113,12 @@ class EMOClassifier(LabelDistributionStudent):
     calibration = "unlabeled"
     frame_order = True
     frame_skipping = True
+
+    _parameter_constraints = {**LabelDistributionStudent._parameter_constraints,
+                              "skip_threshold": [Interval(Real, -1, 1, closed="both"), None],
+                              "blend": [unit_interval()],
+                              "prior": [Interval(Real, 0, None, closed="left")],
+                              "skip_epochs": [positive_int(0)]}
 
     def __init__(self, *, skip_threshold=0.95, blend=0.5, prior=5.0, skip_epochs=5, ldl=False,
                  **base):

@@ -22,6 +22,7 @@ Decisions (no public code exists):
 from __future__ import annotations
 
 import warnings
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
@@ -51,6 +52,9 @@ class EyemotionClassifier(EmotionClassifier):
                                  "at 75 px, its least, the last blocks see a 1x1 map"),)
     # a training step of Inception v3 at 75 px takes 0.86x as long in NHWC on a CPU
     channels_last: ClassVar[bool] = True
+
+    _parameter_constraints = {**EmotionClassifier._parameter_constraints,
+                              "neutral_label": [str, Integral]}
 
     def __init__(self, *, image_size=299, neutral_label="neutral", **base):
         super().__init__(image_size=image_size, **base)

@@ -57,6 +57,13 @@ def jobs(text: str) -> int | str:
             from None
 
 
+def folder(text: str) -> str:
+    """A folder path; an empty one would silently mean the working directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name a folder (e.g. leaderboards)")
+    return text
+
+
 def width_height(text: str) -> tuple[int, int]:
     """``128x64`` -> ``(128, 64)``, both at least 8."""
     try:
@@ -102,6 +109,12 @@ def names(text: str | None, valid: list[str], what: str) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
+#: a seed seeds NumPy's and PyTorch's generators: NumPy takes 0 .. 2**32 - 1
+MAX_SEED = 2**32 - 1
+#: more splits than anyone runs; a typo such as 0-200000000 would otherwise fill the memory
+MAX_SEEDS = 1000
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0,1,2"`` or ``"0-4"`` (inclusive) or a mix, as a list of distinct ints."""
     seeds = []
@@ -109,17 +122,23 @@ def parse_seeds(text: str) -> list[int]:
         for part in text.split(","):
             part = part.strip()
             if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                if int(hi) < int(lo):
+                lo, hi = (int(v) for v in part.split("-", 1))
+                if hi < lo:
                     raise ValueError
-                seeds.extend(range(int(lo), int(hi) + 1))
+                if hi - lo >= MAX_SEEDS:
+                    raise BenchError(f"--seeds {part} names {hi - lo + 1} splits; at most "
+                                     f"{MAX_SEEDS} are run at once")
+                seeds.extend(range(lo, hi + 1))
             else:
                 seeds.append(int(part))
     except ValueError:
         raise BenchError(f"malformed --seeds {text!r}; use comma-separated integers or ranges, "
                          "e.g. 0,1,2 or 0-4") from None
-    if any(s < 0 for s in seeds):
-        raise BenchError(f"--seeds must be non-negative, got {text!r}")
+    if any(s < 0 or s > MAX_SEED for s in seeds):
+        raise BenchError(f"--seeds must be between 0 and {MAX_SEED} (NumPy's seed range), got "
+                         f"{text!r}")
+    if len(set(seeds)) > MAX_SEEDS:
+        raise BenchError(f"--seeds names {len(set(seeds))} splits; at most {MAX_SEEDS} are run at once")
     return list(dict.fromkeys(seeds))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -67,17 +68,39 @@ def checkpoint_path(network: torch.nn.Module, X: np.ndarray, targets: torch.Tens
     return _FOLDER / f"{digest.hexdigest()[:24]}.pt"
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
+#: what a checkpoint holds; a file without all of it resumes nothing
+STATE_KEYS = ("epoch", "network", "optimizer", "scheduler", "scaler", "generator", "torch_rng",
+              "history", "best", "best_state", "best_epoch")
+
+
+def save_checkpoint(path: Path, state: dict) -> bool:
+    """Save ``state``; False (with a warning) when it cannot be written, e.g. on a full disk: the
+    training goes on without checkpoints rather than losing the epochs it has done."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write(path, buffer.getvalue())
+    try:
+        atomic_write(path, buffer.getvalue())
+    except OSError as err:
+        warnings.warn(f"could not write the checkpoint {path} ({err.strerror or err}); this "
+                      "training goes on without checkpoints", stacklevel=2)
+        return False
+    return True
 
 
 def load_checkpoint(path: Path | None) -> dict | None:
-    """The saved state, or ``None`` when there is none or it cannot be read."""
+    """The saved state, or ``None`` when there is none or it cannot be used (unreadable, or not a
+    whole checkpoint): a damaged checkpoint means "start this training afresh", with a warning."""
     if path is None or not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # noqa: BLE001 - a damaged checkpoint means "start this training afresh"
-        return None
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any damage: start afresh
+        problem = f"it cannot be read ({type(err).__name__})"
+    else:
+        missing = [k for k in STATE_KEYS if k not in state] if isinstance(state, dict) else STATE_KEYS
+        if not missing:
+            return state
+        problem = f"it lacks {', '.join(missing)}"
+    warnings.warn(f"ignoring the checkpoint {path}: {problem}; this training starts afresh",
+                  stacklevel=2)
+    return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -24,6 +23,7 @@ from . import __version__
 from .argtypes import (
     batch_sizes,
     floats,
+    folder,
     fraction,
     jobs,
     names,
@@ -42,13 +42,13 @@ from .device import configure_threads, resolve_device, usable_cpus
 from .engine import engine_options
 from .errors import BenchError
 from .eyecrop import DETECTORS, EyeCropper
-from .files import atomic_write
+from .files import atomic_write, check_writable, locked, merge_table, read_table
 from .leaderboard import write_all, write_leaderboard
 from .prepare import FACE_DATASETS, MUG_LAYOUT, ON_MISS, prepare_emug, prepare_eyes
 from .presets import PRESETS, get_preset
 from .profiling import profile
 from .protocol import RunSpec, estimator_params, expected_settings, settings_of
-from .records import board_name, run_path
+from .records import board_name, read_record, run_path, settings_diff
 from .registry import CALIBRATION_FILTERS, get_estimator, list_methods, method_info
 from .runner import (
     USER_ERRORS,
@@ -60,7 +60,8 @@ from .runner import (
     run_in_process,
     run_on_dask,
 )
-from .stream import check_streaming, merge_rows, stream_benchmark
+from .stream import COLUMNS as STREAM_COLUMNS
+from .stream import check_streaming, stream_benchmark
 
 DEFAULT_OUT = "leaderboards"
 
@@ -76,7 +77,8 @@ def _prepare_parser(sub) -> None:
                             "dropped")
     emug.add_argument("--mug-root", required=True, help=f"the MUG folder: {MUG_LAYOUT}")
     for parser, miss in ((eyes, "fallback"), (emug, "drop")):
-        parser.add_argument("--out", required=True, help="output folder (REED layout + manifest.csv)")
+        parser.add_argument("--out", type=folder, required=True,
+                            help="output folder (REED layout + manifest.csv)")
         parser.add_argument("--classes", type=int, default=7, choices=sorted(CLASS_SETS),
                             help="emotions to keep (default 7)")
         parser.add_argument("--detector", default="haar", choices=DETECTORS,
@@ -151,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--methods", help="comma-separated method names (default: all registered)")
     _training_args(run)
     run.add_argument("--seeds", help="subject splits to run, e.g. 0,1,2 or 0-4 (default: preset's)")
-    run.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
+    run.add_argument("--out", type=folder, default=DEFAULT_OUT,
+                     help=f"output folder (default: {DEFAULT_OUT}/)")
     run.add_argument("--label-noise", type=fraction, default=0.0, metavar="P",
                      help="replace a fraction P of the training labels by another class (seeded; "
                      "validation and test stay clean); results go to a board of their own")
@@ -181,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--seed", type=number(int, low=0), default=0, help="the subject split (default 0)")
     stream.add_argument("--thresholds", type=floats, help="comma-separated skip thresholds to compare "
                         "(default: the method's own)")
-    stream.add_argument("--out", default=DEFAULT_OUT,
+    stream.add_argument("--out", type=folder, default=DEFAULT_OUT,
                         help=f"writes <out>/stream-<dataset>-<classes>.csv (default: {DEFAULT_OUT}/)")
 
     prof = sub.add_parser("profile", help="params, MFLOPs and latency of methods (no training)")
@@ -201,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--amp", action="store_true", help="time float16 autocast (CUDA only)")
     prof.add_argument("--min-time", type=seconds, default=1.0,
                       help="seconds of timed runs per measurement (default 1)")
-    prof.add_argument("--out", default=DEFAULT_OUT,
+    prof.add_argument("--out", type=folder, default=DEFAULT_OUT,
                       help=f"writes <out>/profile.csv (default: {DEFAULT_OUT}/)")
 
     _prepare_parser(sub)
@@ -216,18 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
                          "calibration; any: some)")
 
     board = sub.add_parser("leaderboard", help="re-render leaderboards from saved run records")
-    board.add_argument("--out", default=DEFAULT_OUT, help=f"folder with runs/ (default: {DEFAULT_OUT}/)")
+    board.add_argument("--out", type=folder, default=DEFAULT_OUT,
+                       help=f"folder with runs/ (default: {DEFAULT_OUT}/)")
     return parser
 
 
-def _existing(spec_path: Path, settings: dict) -> bool:
-    """True when a record with the same settings is already on disk (the run can be skipped)."""
-    if not spec_path.exists():
-        return False
-    try:
-        return settings_of(json.loads(spec_path.read_text(encoding="utf-8"))) == settings
-    except (OSError, json.JSONDecodeError):
-        return False
+def _kept_record(unit, settings: dict) -> str | None:
+    """None when ``unit`` has no finished record; "same" when its record has ``settings`` (the
+    run can be skipped); otherwise what differs (the run would replace a finished result)."""
+    if not unit.path.exists():
+        return None
+    record, problem = read_record(unit.path)
+    if problem:
+        print(f"bench: warning: {unit.path} is not a run record ({problem}); it will be replaced",
+              file=sys.stderr)
+        return None
+    return "same" if settings_of(record) == settings else settings_diff(settings_of(record), settings)
 
 
 def _method_params(args, methods: list[str]) -> dict[str, dict]:
@@ -249,6 +256,10 @@ def _method_params(args, methods: list[str]) -> dict[str, dict]:
     for method in methods:  # bad overrides and missing ImageNet weights fail now, not at hour 5
         est = get_estimator(method, **estimator_params(RunSpec(method, preset=preset.name,
                                                                params=params[method])))
+        try:
+            est.check_params()
+        except ValueError as err:  # scikit-learn's InvalidParameterError, or a teacher's
+            raise BenchError(f"{method}: {err}") from None
         if est.pretrained:
             est.build_network(args.classes)
     print(f"preset {preset.name}: {preset.description}"
@@ -324,13 +335,14 @@ def _job_count(args, units: list) -> int:
 def cmd_run(args) -> int:
     methods = names(args.methods, list_methods(), "method")
     seeds = parse_seeds(args.seeds) if args.seeds else list(get_preset(args.preset).seeds)
+    out = check_writable(args.out, "runs")  # found now, not after the training
     params = _method_params(args, methods)
-    root, out = _root(args), Path(args.out)
+    root = _root(args)
     label = dataset_label(args.dataset, root)
     total_start = time.perf_counter()
     # seeds outside, methods inside: a split's teacher and data are shared by its methods, and
     # a complete first seed is on disk early
-    units, all_units = [], []
+    units, all_units, conflicts = [], [], []
     for seed in seeds:
         for method in methods:
             spec = RunSpec(method, args.dataset, args.classes, seed, root, args.preset,
@@ -339,15 +351,26 @@ def cmd_run(args) -> int:
             unit = Unit(spec, run_path(out, label, args.classes, method, seed, args.label_noise),
                         out)
             all_units.append(unit)
-            if args.force:
-                discard(unit)
-            elif _existing(unit.path, expected_settings(spec)):
+            kept = None if args.force else _kept_record(unit, expected_settings(spec))
+            if kept == "same":
                 print(f"{method} seed {seed}: done before ({unit.path}), skipped; --force reruns",
                       flush=True)
                 continue
+            if kept is not None:
+                conflicts.append(f"{unit.path} ({kept})")
             units.append(unit)
+    if conflicts:
+        more = f" and {len(conflicts) - 2} more" if len(conflicts) > 2 else ""
+        raise BenchError(f"{out} holds {len(conflicts)} finished run(s) made with other settings "
+                         f"that this run would replace: {'; '.join(conflicts[:2])}{more}; use "
+                         "another --out to keep both, or --force to replace them")
     failures = _Failures()
-    _execute(args, units, failures)
+    # two bench processes on one --out never train (or --force away) the same run
+    with locked([u.lock for u in units], what=f"a run in {out}"):
+        if args.force:
+            for unit in units:
+                discard(unit)
+        _execute(args, units, failures)
     if failures and not any(u.path.exists() for u in all_units):
         return failures.status()
     _, markdown = write_leaderboard(out, label, args.classes, label_noise=args.label_noise)
@@ -408,15 +431,20 @@ def cmd_stream(args) -> int:
     params = _method_params(args, [args.method])
     spec = RunSpec(args.method, args.dataset, args.classes, args.seed, _root(args), args.preset,
                    params[args.method], args.device)
+    path = check_writable(args.out) / f"stream-{args.dataset}-{args.classes}.csv"
+    existing = read_table(path, STREAM_COLUMNS)  # a damaged file is found before training
     table = stream_benchmark(spec, args.thresholds, verbose=0 if args.quiet else 1)
-    path = Path(args.out) / f"stream-{args.dataset}-{args.classes}.csv"
-    existing = pd.read_csv(path) if path.exists() else None
-    atomic_write(path, merge_rows(existing, table).to_csv(index=False, float_format="%.6g"))
+    merged = merge_table(existing, table, ["method"])
+    atomic_write(path, merged.to_csv(index=False, float_format="%.6g"))
     print(f"Frame-by-frame replay of the test subjects' frames (batch 1, seed {args.seed}); fps "
           f"and accuracy with skipping, and without it in the same run")
     print(table.to_markdown(index=False, floatfmt=".3f"))
     print(f"wrote {path}")
     return 0
+
+
+#: a profile.csv row is replaced only by a measurement of the same network, size and device
+PROFILE_KEYS = ["method", "input_size", "latency_device", "dtype", "memory_format"]
 
 
 def cmd_profile(args) -> int:
@@ -425,6 +453,8 @@ def cmd_profile(args) -> int:
                          f"another input size with --profile-size {args.training_size}")
     methods = names(args.methods, list_methods(), "method")
     device = resolve_device(args.device)
+    out = check_writable(args.out)
+    existing = read_table(out / "profile.csv", PROFILE_KEYS)
     rows, notes = [], []
     for method in methods:
         info = method_info(method)
@@ -432,8 +462,15 @@ def cmd_profile(args) -> int:
         estimator = get_estimator(method)
         network = estimator.build_network(args.classes)
         nhwc = estimator.channels_last if args.channels_last is None else args.channels_last
-        cost = profile(network, size, device, min_time=args.min_time,
-                       throughput_batch=args.batch_sizes[1], channels_last=nhwc, amp=args.amp)
+        try:
+            cost = profile(network, size, device, min_time=args.min_time,
+                           throughput_batch=args.batch_sizes[1], channels_last=nhwc, amp=args.amp)
+        except RuntimeError as err:  # torch.cuda.OutOfMemoryError is one too
+            if "allocate" not in str(err) and not isinstance(err, torch.cuda.OutOfMemoryError):
+                raise
+            raise BenchError(f"{method}: out of memory at batch {args.batch_sizes[1]} and "
+                             f"{size} px on {device.type}; measure throughput at a smaller batch "
+                             "(--batch-sizes 1,32) or size (--profile-size)") from None
         rows.append({"method": method, "params_m": cost.params_m, "mflops": cost.mflops,
                      "latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
                      "throughput": cost.throughput, "throughput_batch": cost.throughput_batch,
@@ -443,8 +480,8 @@ def cmd_profile(args) -> int:
         ops = ", ".join(f"{k} x{v}" for k, v in sorted(cost.unsupported_ops.items()))
         notes.append(f"- {method}: input 3x{size}x{size}" + (f"; not counted: {ops}" if ops else ""))
     table = pd.DataFrame(rows)
-    out = Path(args.out)
-    atomic_write(out / "profile.csv", table.to_csv(index=False, float_format="%.6g"))
+    merged = merge_table(existing, table, PROFILE_KEYS)
+    atomic_write(out / "profile.csv", merged.to_csv(index=False, float_format="%.6g"))
     print(f"Cost at {args.classes} classes, batch 1, eval mode; fvcore counts 1 multiply-add as "
           f"1 FLOP; latency median (IQR) in ms; throughput in images/s at batch "
           f"{args.batch_sizes[1]}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
@@ -453,7 +490,8 @@ def cmd_profile(args) -> int:
              "latency_device", "memory_format"]
     print(table[shown].to_markdown(index=False, floatfmt=".2f"))
     print("\n".join(notes))
-    print(f"wrote {out / 'profile.csv'}")
+    kept = len(merged) - len(table)
+    print(f"wrote {out / 'profile.csv'}" + (f" ({kept} row(s) of other measurements kept)" if kept else ""))
     return 0
 
 
@@ -539,10 +577,22 @@ def main(argv=None) -> int:
         return 143 if isinstance(interrupt, Terminated) else 130
 
 
+def _bounded_threads(args) -> int | None:
+    """``--threads`` at most the CPUs this process may use (when it trains here): each thread
+    beyond them only waits for a core (a 10 s smoke run took over 300 s with 1000 threads)."""
+    cpus = usable_cpus()
+    if args.threads is None or args.threads <= cpus or scheduler_address(getattr(args, "scheduler", None)):
+        return args.threads
+    print(f"bench: warning: --threads {args.threads} is more than the {cpus} CPU(s) this process "
+          f"may use; using {cpus}", file=sys.stderr)
+    return cpus
+
+
 def _main(args) -> int:
     try:
         options = {}
         if hasattr(args, "compile"):  # run and stream train: their engine flags apply
+            args.threads = _bounded_threads(args)
             configure_threads(args.threads)
             options = dict(channels_last=args.channels_last, amp=args.amp, compile=args.compile)
         with engine_options(**options):

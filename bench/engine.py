@@ -402,12 +402,13 @@ def train(network: nn.Module, X: np.ndarray, targets: torch.Tensor, cfg: TrainCo
         row["seconds"] = time.perf_counter() - start
         history.append(row)
         if ckpt is not None and checkpoint_due(time.perf_counter() - last_save):
-            save_checkpoint(ckpt, {
+            saved = save_checkpoint(ckpt, {
                 "epoch": epoch, "network": network.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": None if sched is None else sched.state_dict(),
                 "scaler": scaler.state_dict(), "generator": generator.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": history, "best": best,
                 "best_state": best_state, "best_epoch": best_epoch})
+            ckpt = ckpt if saved else None
             last_save = time.perf_counter()
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()
                          if k in ("train_loss", "val_accuracy") and not math.isnan(v)})

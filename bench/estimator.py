@@ -57,6 +57,7 @@ from __future__ import annotations
 import inspect
 import io
 from dataclasses import dataclass
+from numbers import Integral, Real
 from pathlib import Path
 from typing import ClassVar
 
@@ -65,16 +66,60 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils._param_validation import (  # scikit-learn's own parameter checks (>= 1.2)
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .device import resolve_device
-from .engine import TrainConfig, cross_entropy_loss, predict_logits, train
+from .engine import (
+    CLASS_BALANCE,
+    OPTIMIZERS,
+    SCHEDULERS,
+    SELECTION_METRICS,
+    TrainConfig,
+    cross_entropy_loss,
+    predict_logits,
+    train,
+)
 from .files import atomic_write
 from .transforms import check_images
 
 CALIBRATION_KINDS = (None, "neutral", "unlabeled", "labeled")
 _FORMAT = "bench-estimator/1"
+#: the largest seed (NumPy's generators take 0 .. 2**32 - 1)
+MAX_SEED = 2**32 - 1
+
+
+def positive_int(low: int = 1):
+    return Interval(Integral, low, None, closed="left")
+
+
+def unit_interval(closed: str = "both"):
+    return Interval(Real, 0, 1, closed=closed)
+
+
+#: scikit-learn style constraints of the parameters every method shares (subclasses add theirs)
+BASE_CONSTRAINTS = {
+    "epochs": [positive_int()], "batch_size": [positive_int()],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "optimizer": [StrOptions(set(OPTIMIZERS))], "momentum": [unit_interval()],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "scheduler": [StrOptions(set(SCHEDULERS))], "gamma": [unit_interval("right")],
+    "image_size": [positive_int(8)], "augment": ["boolean"], "pretrained": ["boolean"],
+    "device": [str, torch.device],
+    "random_state": [Interval(Integral, 0, MAX_SEED, closed="both"), None],
+    "validation_fraction": [unit_interval("left")],
+    "selection_metric": [StrOptions(set(SELECTION_METRICS))],
+    "classes": ["array-like", None],
+    "class_balance": [StrOptions(set(CLASS_BALANCE) - {None}), None],
+    "min_epoch_steps": [positive_int(0)], "patience": [positive_int(), None],
+    "verbose": ["verbose"],
+}
 
 
 @dataclass(frozen=True)
@@ -160,9 +205,28 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
     #: the inputs below which parts of the method stop being themselves (see the module doc)
     design_points: ClassVar[tuple[DesignPoint, ...]] = ()
 
+    #: what each parameter may be, in scikit-learn's constraint language; a subclass adds its own
+    #: (``{**Parent._parameter_constraints, "mine": [...]}``); the contract check requires one
+    #: for every parameter
+    _parameter_constraints: ClassVar[dict] = BASE_CONSTRAINTS
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         _complete_signature(cls)
+
+    def check_params(self) -> EmotionClassifier:
+        """Validate every parameter (and the teacher's) against ``_parameter_constraints``, so
+        that a wrong value fails before any data is loaded, with scikit-learn's message
+        (:class:`~sklearn.utils._param_validation.InvalidParameterError`, a ``ValueError``).
+        ``fit`` calls it first; ``bench run`` before it loads anything. Returns ``self``."""
+        validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False),
+                                       caller_name=type(self).__name__)
+        if self.uses_teacher():
+            try:
+                self.make_teacher().check_params()
+            except ValueError as err:  # InvalidParameterError is one
+                raise InvalidParameterError(f"teacher_params: {err}") from None
+        return self
 
     def __init__(self, *, epochs=600, batch_size=128, lr=1e-4, optimizer="sgd", momentum=0.8,
                  weight_decay=0.0, scheduler="constant", gamma=0.9, image_size=224, augment=True,
@@ -258,6 +322,7 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
         on that split; otherwise a subject-disjoint ``validation_fraction`` of the training data
         is held out.
         """
+        self.check_params()
         X = check_images(X)
         y = np.asarray(y)
         if len(y) != len(X):
@@ -265,6 +330,9 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
         if groups is not None and len(groups) != len(X):
             raise ValueError(f"X has {len(X)} images but groups has {len(groups)} entries")
         self.classes_ = np.asarray(self.classes) if self.classes is not None else np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"a classifier needs at least 2 classes; y has only "
+                             f"{list(self.classes_)} (give classes= to keep absent ones)")
         y_idx = self._encode(y)
         seed = self._seed()
         if validation_data is not None:
@@ -374,7 +442,13 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
     def load(cls, path) -> EmotionClassifier:
         """Read an estimator written by :meth:`save` (weights land on the CPU; ``device`` decides
         where it runs next). The file is a pickle: load only files you trust."""
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=False)
+        except OSError:  # missing or unreadable: its own message says which
+            raise
+        except Exception as err:  # noqa: BLE001 - torch/pickle/zip errors of a foreign file
+            raise ValueError(f"{path} is not a saved bench estimator (it does not load: "
+                             f"{type(err).__name__})") from None
         if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a saved bench estimator")
         est = blob["estimator"]

@@ -34,7 +34,7 @@ from .quality import (  # noqa: E402
     row_notes,
     selection_key,
 )
-from .records import board_name, load_records  # noqa: E402
+from .records import board_name, load_records, settings_diff, settings_of  # noqa: E402
 from .registry import list_methods, method_info  # noqa: E402
 
 COLUMNS = ["method", "n_seeds", "accuracy", "accuracy_std", "macro_precision", "macro_recall",
@@ -107,27 +107,36 @@ def _num(value, fmt):
     return "" if value is None or pd.isna(value) else format(value, fmt)
 
 
-def settings_lines(records: list[dict]) -> list[str]:
-    """One line per method with the settings its records were made with; flags mixed settings."""
-    from .protocol import settings_of
+def one_setting_per_method(records: list[dict]) -> tuple[list[dict], list[str]]:
+    """A board never averages runs made with different settings: each method keeps the runs with
+    the settings of its newest run. Returns (the kept records, a line per method left out)."""
+    kept, left_out = [], []
+    for method in dict.fromkeys(r["method"] for r in records):
+        mine = [r for r in records if r["method"] == method]
+        newest = settings_of(max(mine, key=lambda r: str(r.get("created", ""))))
+        kept += [r for r in mine if settings_of(r) == newest]
+        other = [r for r in mine if settings_of(r) != newest]
+        if other:
+            seeds = ", ".join(str(r["seed"]) for r in sorted(other, key=lambda r: r["seed"]))
+            left_out.append(f"{method} seed(s) {seeds} ({settings_diff(newest, settings_of(other[0]))})")
+    return kept, left_out
 
+
+def settings_lines(records: list[dict]) -> list[str]:
+    """One line per method with the settings its records were made with."""
     lines = []
     for method in dict.fromkeys(r["method"] for r in records):
         mine = [r for r in records if r["method"] == method]
         first = mine[0]
         seeds = ", ".join(str(s) for s in sorted(r["seed"] for r in mine))
-        text = (f"- **{method}**: preset {first['preset']}, {first['epochs']} epochs at "
-                f"{first['image_size']} px, {'ImageNet init' if first['pretrained'] else 'from scratch'}"
-                f", seeds {seeds}")
-        settings = [settings_of(r) for r in mine]
-        if any(s != settings[0] for s in settings[1:]):
-            text += " — **warning: these runs were made with different settings**"
-        lines.append(text)
+        lines.append(f"- **{method}**: preset {first['preset']}, {first['epochs']} epochs at "
+                     f"{first['image_size']} px, "
+                     f"{'ImageNet init' if first['pretrained'] else 'from scratch'}, seeds {seeds}")
     return lines
 
 
-def render_markdown(table: pd.DataFrame, records: list[dict]) -> str:
-    """The leaderboard as a Markdown page."""
+def render_markdown(table: pd.DataFrame, records: list[dict], left_out: list[str] = ()) -> str:
+    """The leaderboard as a Markdown page (``left_out``: :func:`one_setting_per_method`'s lines)."""
     first = records[0]
     dataset, classes = first.get("board") or first["dataset"], first["classes"]
     if dataset != first["dataset"]:
@@ -188,6 +197,10 @@ def render_markdown(table: pd.DataFrame, records: list[dict]) -> str:
         "",
         *settings_lines(records),
     ]
+    if left_out:
+        lines += ["", "Left out, made with other settings than the same method's newest run (never "
+                  "averaged with it; `bench run --force` with one setting replaces them): "
+                  + "; ".join(left_out) + "."]
     if dropped:
         lines += ["", "Images outside the class set, left out: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) + "."]
@@ -384,8 +397,9 @@ def write_leaderboard(out, dataset: str, classes: int, records: list[dict] | Non
     stem = board_name(dataset, classes, label_noise)
     if not records:
         raise FileNotFoundError(f"no run records for {stem} under {out / 'runs'}")
+    records, left_out = one_setting_per_method(records)
     table = summarise(records)
-    markdown = render_markdown(table, records)
+    markdown = render_markdown(table, records, left_out)
     atomic_write(out / f"{stem}.csv", table.to_csv(index=False, float_format="%.6g"))
     atomic_write(out / f"{stem}.md", markdown)
     for suffix, text in (("ablation", render_ablation(table, dataset, classes, records)),

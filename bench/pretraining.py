@@ -15,11 +15,14 @@ protocol passes it the split's held-out subjects as ``fit(..., exclude_subjects=
 
 from __future__ import annotations
 
+import os
 import re
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval
 
 from .classes import CLASSES_7
 from .data import load_dataset
@@ -49,6 +52,13 @@ def pretraining_roots(cls, params: dict) -> list[tuple[str, str | None]]:
     ``params`` pre-trains on (by its ``pretrain_param`` declaration)."""
     prefix = cls.pretrain_param
     return [(params[prefix], params.get(f"{prefix}_root"))] if prefix and params.get(prefix) else []
+
+
+def pretrain_constraints(prefix: str) -> dict:
+    """The parameter constraints (:attr:`bench.EmotionClassifier._parameter_constraints`) of the
+    three parameters named by ``prefix``."""
+    return {prefix: [str, None], f"{prefix}_root": [str, os.PathLike, None],
+            f"{prefix}_epochs": [Interval(Integral, 1, None, closed="left"), None]}
 
 
 class FacePretraining:

@@ -60,14 +60,47 @@ def write_record(out, record: dict) -> Path:
     return atomic_write(path, json.dumps(record, indent=1) + "\n")
 
 
+#: what every record must hold for a board to use it (and its type)
+REQUIRED = {"method": str, "dataset": str, "classes": int, "seed": int, "accuracy": float,
+            "macro_f1": float, "macro_precision": float, "macro_recall": float}
+
+
+def record_problem(record) -> str | None:
+    """Why ``record`` (parsed JSON) cannot be a run record, or None when it can: a board must
+    never count a file that is not one, nor print a metric that is not a number."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not a record"
+    for key, kind in REQUIRED.items():
+        value = record.get(key)
+        number = kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is None:
+            return f"no {key!r}"
+        if not (isinstance(value, kind) or (kind is float and number)):
+            return f"{key!r} is {value!r}, not a {kind.__name__}"
+        if kind is float and not np.isfinite(value):
+            return f"{key!r} is {value!r}"
+    return None
+
+
+def read_record(path: Path) -> tuple[dict | None, str | None]:
+    """(the record in ``path``, None) or (None, why it is not one)."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return None, f"unreadable ({err})"
+    problem = record_problem(record)
+    return (None, problem) if problem else (record, None)
+
+
 def load_records(out) -> list[dict]:
-    """Every readable record under ``<out>/runs``; unreadable files are skipped with a warning."""
+    """Every valid record under ``<out>/runs``; any other file is skipped with a warning that names it."""
     records = []
     for path in sorted((Path(out) / "runs").glob("*.json")):
-        try:
-            records.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as err:
-            warnings.warn(f"skipping unreadable run record {path}: {err}", stacklevel=2)
+        record, problem = read_record(path)
+        if problem:
+            warnings.warn(f"skipping {path}: not a run record: {problem}", stacklevel=2)
+        else:
+            records.append(record)
     return records
 
 
@@ -212,6 +245,23 @@ def settings_of(record: dict) -> dict:
     for key in ("random_state", "verbose", "device", "classes"):
         params.pop(key, None)
     return {"spec": spec, "params": params}
+
+
+def settings_diff(old: dict, new: dict, limit: int = 4) -> str:
+    """The settings (:func:`settings_of`) that differ, as ``"params.epochs 10 -> 2, ..."``."""
+    def flat(d, prefix=""):
+        out = {}
+        for key, value in d.items():
+            if isinstance(value, dict) and value:
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+    a, b = flat(old), flat(new)
+    changes = [f"{k} {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}"
+               for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    more = f" and {len(changes) - limit} more" if len(changes) > limit else ""
+    return ", ".join(changes[:limit]) + more
 
 
 def jsonable(value):

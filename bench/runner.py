@@ -100,14 +100,31 @@ class Unit:
         return None if self.out is None else self.out / "checkpoints" / self.name
 
     @property
+    def lock(self) -> Path | None:
+        """Held while this run is trained or discarded (:func:`bench.files.locked`)."""
+        return None if self.out is None else self.out / "checkpoints" / f"{self.name}.lock"
+
+    @property
     def pending(self) -> Path | None:
         return None if self.out is None else self.out / "pending" / f"{self.name}.pt"
 
     def finished(self, record: dict) -> None:
         """Write the complete record and drop what the run kept until then."""
         if self.out is not None:
-            write_record(self.out, record)
+            with _cannot_write(self.path):
+                write_record(self.out, record)
             discard(self)
+
+
+@contextlib.contextmanager
+def _cannot_write(path: Path):
+    """A full disk or a folder made read-only mid-run is the user's to fix: one line that says
+    what was kept, and (in a grid) the other runs go on."""
+    try:
+        yield
+    except OSError as err:
+        raise BenchError(f"could not write {path} ({err.strerror or err}); records written "
+                         "before are kept, and rerunning the same command resumes") from None
 
 
 @dataclass
@@ -366,6 +383,7 @@ def run_in_process(plan_: Plan, *, checkpoint_every: float = 0.0, verbose: int =
             _, record = score_task(task, fitted(task.fit), threads=None, options=options,
                                    execution={"executor": "in-process", "workers": 1},
                                    defer=False, verbose=verbose)
+            task.unit.finished(record)
         except USER_ERRORS as err:
             if failed is None:
                 raise
@@ -373,7 +391,6 @@ def run_in_process(plan_: Plan, *, checkpoint_every: float = 0.0, verbose: int =
             continue
         finally:
             release(task.fit)
-        task.unit.finished(record)
         records.append(record)
         if report is not None:
             report(task.unit, record, time.perf_counter() - start)
@@ -481,7 +498,14 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
             continue
         kept, record = future.result()
         if task.unit.out is not None:
-            atomic_write(task.unit.pending, kept)
+            try:
+                with _cannot_write(task.unit.pending):
+                    atomic_write(task.unit.pending, kept)
+            except BenchError as error:
+                errors.append(error)
+                if failed is not None:
+                    failed(task.unit, error)
+                continue
             _remove(task.unit.checkpoints)
         trained.append((task.unit, future))
         if report is not None:

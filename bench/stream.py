@@ -62,12 +62,3 @@ def stream_benchmark(spec: RunSpec, thresholds=None, verbose: int = 0) -> pd.Dat
                      "fps": fps, "fps_no_skip": fps_plain, "speedup": fps / fps_plain,
                      "accuracy": acc, "accuracy_no_skip": acc_plain})
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def merge_rows(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
-    """Replace the rows of ``new``'s method in ``existing`` (other methods' rows are kept)."""
-    if existing is None or existing.empty:
-        return new
-    keep = existing[~existing["method"].isin(new["method"].unique())]
-    return pd.concat([keep, new], ignore_index=True)[COLUMNS]
-

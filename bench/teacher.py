@@ -40,7 +40,7 @@ from sklearn.metrics import f1_score
 
 from .estimator import EmotionClassifier
 from .pretrained import torchvision_network
-from .pretraining import FacePretraining
+from .pretraining import FacePretraining, pretrain_constraints
 
 #: the teacher's budget in the smoke and quick presets (the `ldgn` row uses the same, so in a run
 #: with both it is the very teacher the students learned from). Quick: 12 epochs at the preset's
@@ -68,6 +68,8 @@ class LDGNClassifier(FacePretraining, EmotionClassifier):
     """
 
     pretrain_param = "teacher_pretrain"
+    _parameter_constraints = {**EmotionClassifier._parameter_constraints,
+                              **pretrain_constraints("teacher_pretrain")}
 
     def __init__(self, *, teacher_pretrain=None, teacher_pretrain_root=None,
                  teacher_pretrain_epochs=None, **base):
@@ -102,6 +104,9 @@ class LabelDistributionStudent(EmotionClassifier):
 
     needs_teacher = "ldl"
     pretrain_param = "teacher_pretrain"  # passed on to the teacher (make_teacher)
+    _parameter_constraints = {**EmotionClassifier._parameter_constraints, "ldl": ["boolean"],
+                              "teacher_params": [dict, None],
+                              **pretrain_constraints("teacher_pretrain")}
 
     def __init__(self, *, ldl=True, teacher_params=None, teacher_pretrain=None,
                  teacher_pretrain_root=None, teacher_pretrain_epochs=None, **base):

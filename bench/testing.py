@@ -109,7 +109,8 @@ def check_declarations(estimator: EmotionClassifier) -> None:
 
 
 def check_parameters(estimator: EmotionClassifier) -> None:
-    """``__init__`` stores its parameters and nothing else; ``clone`` and ``set_params`` work."""
+    """``__init__`` stores its parameters and nothing else; ``clone`` and ``set_params`` work;
+    every parameter has a constraint that ``check_params`` enforces."""
     est = clone(estimator)
     names = set(est.get_params())
     assert set(vars(est)) == names, (
@@ -119,6 +120,16 @@ def check_parameters(estimator: EmotionClassifier) -> None:
     twin = clone(est)
     assert twin is not est and twin.get_params() == est.get_params(), "clone changes parameters"
     assert est.set_params(epochs=est.epochs + 1) is est and est.epochs == estimator.epochs + 1
+    unchecked = sorted(names - set(type(est)._parameter_constraints))
+    assert not unchecked, (f"parameters without a constraint in _parameter_constraints: "
+                           f"{unchecked} (a wrong value must fail before any data is loaded)")
+    est.check_params()  # its own values are valid
+    try:
+        clone(est).set_params(epochs=0).check_params()
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("check_params accepted epochs=0")
 
 
 def check_fit_predict(estimator: EmotionClassifier) -> None:

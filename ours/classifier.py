@@ -37,6 +37,9 @@ class OursClassifier(LabelDistributionStudent):
     channels_last: ClassVar[bool] = True
     design_points = (GEM_DESIGN, LEM_DESIGN)
 
+    _parameter_constraints = {**LabelDistributionStudent._parameter_constraints,
+                              "lem": ["boolean"], "gem": ["boolean"]}
+
     def __init__(self, *, lem=True, gem=True, **base):
         super().__init__(**base)
         self.lem = lem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -90,13 +91,32 @@ def test_cache_off_writes_nothing(folder_dataset, tmp_path, monkeypatch):
     assert not (tmp_path / "c").exists()
 
 
-def test_a_damaged_entry_is_a_miss_and_is_rewritten(folder_dataset, fresh_cache):
+def _drop_key(entry):
+    meta = json.loads((entry / "meta.json").read_text())
+    del meta["class_names"]
+    (entry / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage", [
+    lambda entry: (entry / "images.npy").write_bytes(b"garbage"),
+    lambda entry: (entry / "meta.json").write_bytes(b"\xff{"),
+    _drop_key,
+    lambda entry: np.save(entry / "images.npy", np.zeros((2, 16, 16), np.uint8)),  # wrong length
+    lambda entry: (entry / "images.npy").unlink(),
+], ids=["garbage-images", "garbage-meta", "meta-without-a-key", "images-of-wrong-length",
+        "images-missing"])
+def test_a_damaged_entry_is_a_miss_and_is_rewritten(folder_dataset, fresh_cache, no_decoding,
+                                                    damage):
     root = folder_dataset(LAYOUT)
     first = load_dataset("folder", root, classes=4)
     (entry,) = [p for p in fresh_cache.iterdir() if not p.name.startswith(".")]
-    (entry / "images.npy").write_bytes(b"garbage")
-    again = load_dataset("folder", root, classes=4)
+    damage(entry)
+    again = load_dataset("folder", root, classes=4)  # a miss: decoded again, and stored again
     np.testing.assert_array_equal(first.images, again.images)
+    no_decoding()
+    third = load_dataset("folder", root, classes=4)  # the rewritten entry answers
+    np.testing.assert_array_equal(first.images, third.images)
+    assert [p.name for p in fresh_cache.iterdir()] == [entry.name]
 
 
 def test_the_key_changes_with_the_loader_code(monkeypatch):

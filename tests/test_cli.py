@@ -36,8 +36,14 @@ def test_run_writes_and_prints_the_leaderboard_and_resumes(capsys, tmp_path):
     assert code == 0 and "skipped" in out
     code, out, _ = run_cli(capsys, *args, "--force")
     assert "skipped" not in out
-    code, out, _ = run_cli(capsys, *args[:-1], "--epochs", "2")  # other settings: not skipped
-    assert "skipped" not in out.split("preset")[1]
+    record = tmp_path / "runs" / "synthetic-4-shufflenet-v2-seed0.json"
+    before = record.read_bytes()
+    code, out, err = run_cli(capsys, *args, "--epochs", "2")  # other settings: refused, kept
+    assert code == 2 and "1 finished run(s) made with other settings" in err
+    assert "params.epochs 1 -> 2" in err and "--force to replace" in err and err.count("\n") == 1
+    assert record.read_bytes() == before and "Training" not in out
+    code, out, _ = run_cli(capsys, *args, "--epochs", "2", "--force")
+    assert code == 0 and json.loads(record.read_text())["epochs"] == 2
 
 
 @pytest.mark.parametrize("argv, message", [

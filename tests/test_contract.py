@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from numbers import Integral
 from pathlib import Path
 
 import pytest
+from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from bench import EmotionClassifier, list_methods
@@ -32,6 +34,9 @@ def test_registered_methods_keep_the_contract(estimator, check):
 class TinyNet(EmotionClassifier):
     """A method as a newcomer writes it: one file, its own parameter, a four-layer network."""
 
+    _parameter_constraints = {**EmotionClassifier._parameter_constraints,
+                              "width": [Interval(Integral, 1, None, closed="left")]}
+
     def __init__(self, *, width=8, image_size=32, **base):
         super().__init__(image_size=image_size, **base)
         self.width = width
@@ -52,6 +57,12 @@ class StoresMore(TinyNet):
         self.network_size = width * 2  # not a parameter: clone would lose it
 
 
+class Unchecked(TinyNet):
+    def __init__(self, *, depth=2, **base):
+        super().__init__(**base)
+        self.depth = depth  # no constraint: a wrong value would fail only inside training
+
+
 class IgnoresCalibration(TinyNet):
     calibration = "neutral"
 
@@ -66,6 +77,7 @@ class PredictsIndices(TinyNet):
 
 @pytest.mark.parametrize("estimator, check, message", [
     (StoresMore(), check_parameters, "extra \\['network_size'\\]"),
+    (Unchecked(), check_parameters, "without a constraint .*'depth'"),
     (IgnoresCalibration(epochs=1), check_calibration, "did not change its predictions"),
     (PredictsIndices(epochs=1), check_fit_predict, "largest column"),
 ])

@@ -1,7 +1,9 @@
 """Estimator behaviour beyond the contract every method keeps (that one is checked over the
 registry by :mod:`bench.testing`, in ``test_contract.py``): labels, sizes, validation, weights."""
 
+import re
 import urllib.error
+import zipfile
 
 import numpy as np
 import pytest
@@ -15,10 +17,35 @@ from bench.errors import BenchError
 from .conftest import TINY
 
 
-def test_loading_something_else_is_refused(tmp_path):
-    torch.save({"weights": 1}, tmp_path / "x.pt")
+@pytest.mark.parametrize("write", [
+    lambda path: torch.save({"weights": 1}, path),
+    lambda path: path.write_text("just some text\n"),
+    lambda path: zipfile.ZipFile(path, "w").writestr("a.txt", "not a model"),
+    lambda path: path.write_bytes(b""),
+], ids=["another-pickle", "text", "zip", "empty"])
+def test_loading_something_else_is_refused(tmp_path, write):
+    write(tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not a saved bench estimator"):
         EmotionClassifier.load(tmp_path / "x.pt")
+
+
+def test_parameters_are_checked_before_any_data_with_scikit_learns_messages(tiny_synthetic):
+    d = tiny_synthetic
+    for bad, message in [({"batch_size": 0}, "'batch_size' parameter of ShuffleNetV2Classifier "
+                          "must be an int in the range [1, inf). Got 0"),
+                         ({"lr": -1}, "'lr' parameter"), ({"epochs": "abc"}, "'epochs' parameter"),
+                         ({"optimizer": "foo"}, "'optimizer' parameter"),
+                         ({"image_size": 0}, "'image_size' parameter")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            get_estimator("shufflenet-v2", **bad).fit(d.images, d.label_names, d.subjects)
+    with pytest.raises(ValueError, match="teacher_params: The 'epochs' parameter of LDGN"):
+        get_estimator("ours", teacher_params={"epochs": 0}).check_params()
+
+
+def test_a_single_class_is_refused(tiny_synthetic):
+    d = tiny_synthetic
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        get_estimator("shufflenet-v2", **TINY).fit(d.images, ["happiness"] * len(d.images))
 
 
 def test_unfitted_estimator_refuses_to_predict(tiny_synthetic):

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -53,21 +54,43 @@ def test_rows_are_sorted_best_first_and_one_per_method():
     assert pd.isna(table.loc[0, "accuracy_std"])
 
 
-def test_mixed_settings_are_flagged(tmp_path):
-    write_record(tmp_path, record(seed=0, preset="quick"))
-    write_record(tmp_path, record(seed=1, preset="smoke"))
-    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
-    assert "different settings" in markdown
+def test_a_board_never_averages_runs_of_different_settings(tmp_path):
+    old = {**record(seed=0, accuracy=0.9, preset="quick"), "created": "2026-01-01T00:00:00"}
+    new = [{**record(seed=s, accuracy=0.3, preset="smoke"), "created": "2026-02-01T00:00:00"}
+           for s in (1, 2)]
+    for r in (old, *new):
+        write_record(tmp_path, r)
+    table, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert table.loc[0, "n_seeds"] == 2 and table.loc[0, "accuracy"] == pytest.approx(0.3)
+    assert "Left out, made with other settings" in markdown
+    assert "shufflenet-v2 seed(s) 0 (spec.preset 'smoke' -> 'quick')" in markdown
 
 
 def test_rerender_from_saved_runs_and_skip_broken_files(tmp_path):
     write_record(tmp_path, record())
     write_record(tmp_path, record(dataset="ckplus", classes=7))
     (tmp_path / "runs" / "broken.json").write_text("{not json")
-    with pytest.warns(UserWarning, match="unreadable run record"):
+    with pytest.warns(UserWarning, match="broken.json: not a run record: unreadable"):
         boards = write_all(tmp_path)
     assert [name for name, _ in boards] == ["ckplus-7", "synthetic-4"]
     assert (tmp_path / "ckplus-7.md").exists()
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"\xff\xfe\x00bad", "unreadable"),
+    (b"[]", "a JSON list, not a record"),
+    (b'{"not": "a record"}', "no 'method'"),
+    (json.dumps({**record(seed=1), "accuracy": None}).encode(), "no 'accuracy'"),
+    (json.dumps({**record(seed=1), "macro_f1": float("inf")}).encode(), "'macro_f1' is inf"),
+    (json.dumps({**record(seed=1), "accuracy": float("nan")}).encode(), "'accuracy' is nan"),
+    (json.dumps({**record(seed=1), "seed": "one"}).encode(), "'seed' is 'one', not a int"),
+])
+def test_an_odd_file_in_runs_is_named_skipped_and_never_counted(tmp_path, content, problem):
+    write_record(tmp_path, record(seed=0, accuracy=0.5))
+    (tmp_path / "runs" / "odd.json").write_bytes(content)
+    with pytest.warns(UserWarning, match=f"odd.json: not a run record: {problem}"):
+        table, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert table.loc[0, "n_seeds"] == 1 and not re.search(r"\b(inf|nan)\b", markdown)
 
 
 def test_records_are_written_atomically(tmp_path):

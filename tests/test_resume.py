@@ -3,6 +3,7 @@ command runs again, and finishes with the same result as an uninterrupted run.""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 
 from bench.checkpoint import checkpointing, load_checkpoint
 
@@ -59,7 +61,12 @@ def test_sigkill_mid_training_then_rerun_resumes_and_completes(tmp_path):
         assert record[key] == uninterrupted[key]
 
 
-def test_a_damaged_checkpoint_starts_the_training_afresh(tmp_path, tiny_synthetic):
+@pytest.mark.parametrize("damage", [
+    lambda path: path.write_bytes(b"half a file"),
+    lambda path: torch.save({"epoch": 3}, path),  # loads, but is not a whole checkpoint
+    lambda path: torch.save([1, 2, 3], path),
+], ids=["truncated", "keys-missing", "not-a-dict"])
+def test_a_damaged_checkpoint_starts_the_training_afresh(tmp_path, tiny_synthetic, damage):
     from bench import get_estimator
 
     from .conftest import TINY
@@ -68,9 +75,26 @@ def test_a_damaged_checkpoint_starts_the_training_afresh(tmp_path, tiny_syntheti
     with checkpointing(tmp_path):
         first = get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
         (saved,) = tmp_path.glob("*.pt")
-        saved.write_bytes(b"half a file")
-        again = get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
+        damage(saved)
+        with pytest.warns(UserWarning, match="ignoring the checkpoint .*starts afresh"):
+            again = get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
     assert again.history_[0]["train_loss"] == first.history_[0]["train_loss"]
+
+
+def test_a_checkpoint_that_cannot_be_written_does_not_end_the_training(tmp_path, tiny_synthetic,
+                                                                      monkeypatch):
+    from bench import checkpoint, get_estimator
+
+    from .conftest import TINY
+
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoint, "atomic_write", disk_full)
+    d = tiny_synthetic
+    with checkpointing(tmp_path), pytest.warns(UserWarning, match="No space left on device"):
+        est = get_estimator("shufflenet-v2", **TINY).fit(d.images, d.label_names, d.subjects)
+    assert len(est.history_) == TINY["epochs"] and not list(tmp_path.glob("*.pt"))
 
 
 def test_a_finished_checkpoint_is_reused_without_training(tmp_path, tiny_synthetic, capfd):

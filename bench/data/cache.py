@@ -4,7 +4,8 @@ A loaded :class:`~bench.data.dataset.EmotionDataset` is stored as ``images.npy``
 memory map) and ``meta.json`` in ``$BENCH_CACHE/<key>/`` (default: ``~/.cache/eye-emotion-bench``;
 ``BENCH_CACHE=off`` disables the cache). The key is a hash of everything the arrays depend on: the
 dataset name, resolved root, class set, image size and options, the source code of the format's
-module (a changed loader or generator is a different dataset), and for file datasets every listed
+module, of the assembly and of the image decoder (a changed loader, generator or decoder is a
+different dataset), and for file datasets every listed
 file's path, size and modification time, so an added, removed, replaced or edited file misses the
 cache. Entries are written to a temporary folder and renamed into place, so an interrupted load
 never leaves a half-written entry.
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import EmotionDataset
+from .images import read_image
 
 #: bump when the stored layout changes
 CACHE_FORMAT = 1
@@ -69,7 +71,7 @@ def dataset_key(name: str, root, classes: int, image_size, options: dict, lister
     digest = hashlib.sha256()
     head = {"format": CACHE_FORMAT, "name": name, "root": None if root is None else str(root),
             "classes": classes, "image_size": image_size, "options": sorted(options.items()),
-            "code": [_module_hash(lister), _module_hash(EmotionDataset)]}
+            "code": [_module_hash(lister), _module_hash(EmotionDataset), _module_hash(read_image)]}
     digest.update(json.dumps(head, default=str).encode())
     if table is not None:
         columns = [c for c in table.columns if c != "source" or "file" not in table.columns]
@@ -84,22 +86,43 @@ def dataset_key(name: str, root, classes: int, image_size, options: dict, lister
 _ARRAYS = ("labels", "subjects", "sequences", "frames", "split", "sources")
 
 
-def load_cached(key: str) -> EmotionDataset | None:
-    """The stored dataset, its images memory-mapped read-only; ``None`` on a miss."""
-    base = cache_dir()
-    if base is None or not (base / key / "meta.json").is_file():
-        return None
-    folder = base / key
-    try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        images = np.load(folder / "images.npy", mmap_mode="r")
-    except (OSError, ValueError):
-        return None  # a damaged entry is a miss; it is rewritten
+def _read_entry(folder: Path) -> EmotionDataset:
+    """The entry in ``folder``; raises when any part is missing, damaged or inconsistent."""
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    images = np.load(folder / "images.npy", mmap_mode="r")
     columns = {k: None if meta[k] is None else np.asarray(
         meta[k], dtype=np.int64 if k in ("labels", "frames") else object) for k in _ARRAYS}
+    n = len(columns["labels"])
+    if images.dtype != np.uint8 or len(images) != n or any(
+            v is not None and len(v) != n for v in columns.values()):
+        raise ValueError(f"{len(images)} {images.dtype} images for {n} labels")
     return EmotionDataset(name=meta["name"], images=images, class_names=tuple(meta["class_names"]),
                           root=meta["root"], dropped=meta["dropped"], skipped=meta["skipped"],
                           **columns)
+
+
+def _discard(folder: Path) -> None:
+    """Remove a damaged entry (renamed away first, so no reader sees it half deleted)."""
+    try:
+        doomed = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.damaged."))
+        os.replace(folder, doomed / "entry")
+        shutil.rmtree(doomed, ignore_errors=True)
+    except OSError:
+        pass
+
+
+def load_cached(key: str) -> EmotionDataset | None:
+    """The stored dataset, its images memory-mapped read-only; ``None`` on a miss. A damaged
+    entry (unreadable, a key missing, arrays of different lengths) is removed, so it is a miss
+    once and rewritten by the load that follows."""
+    base = cache_dir()
+    if base is None or not (base / key).exists():
+        return None
+    try:
+        return _read_entry(base / key)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        _discard(base / key)
+        return None
 
 
 def store(key: str, data: EmotionDataset) -> None:

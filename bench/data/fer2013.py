@@ -30,7 +30,8 @@ def decode_pixels(text: str) -> np.ndarray:
 
 
 @register_dataset("fer2013", description="FER2013: 35,887 48x48 grey faces, official "
-                  "Training/PublicTest/PrivateTest split", layout=LAYOUT, split="official")
+                  "Training/PublicTest/PrivateTest split", layout=LAYOUT, split="official",
+                  root_may_be_file=True)
 def list_fer2013(root, classes=7) -> Listing:
     csv = root / "fer2013.csv" if root.is_dir() else root
     if not csv.is_file():

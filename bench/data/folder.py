@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -55,8 +56,25 @@ def list_folder(root: Path) -> pd.DataFrame:
 
 
 def _dirs(path: str) -> list[str]:
+    """The visible sub-folders of ``path``. A plain file there, or a link that cannot be followed
+    (one that points at itself), is left out with a warning that names it: a misplaced file is
+    likely a mistake, and the user should know it was not read."""
+    names = []
     with os.scandir(path) as entries:
-        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError as err:  # e.g. ELOOP: a link to itself
+                warnings.warn(f"skipping {entry.path}: {err.strerror}", stacklevel=2)
+                continue
+            if is_dir:
+                names.append(entry.name)
+            elif not entry.name.lower().endswith((".json", ".csv", ".txt", ".md")):
+                warnings.warn(f"skipping {entry.path}: a file where the layout has folders "
+                              f"({LAYOUT.split(';')[0]})", stacklevel=2)
+    return sorted(names)
 
 
 def lister(root, classes=4) -> Listing:

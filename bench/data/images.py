@@ -6,7 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
 
@@ -20,11 +20,12 @@ def read_image(path) -> np.ndarray:
 
     16-bit and 32-bit images are scaled to 8 bits, alpha is dropped, palettes are expanded, and an
     RGB image whose three channels are identical is returned as grey (infrared frames are often
-    saved as RGB).
+    saved as RGB). A photo's EXIF orientation is applied, as an image viewer does.
     """
     with Image.open(path) as im:
         im.load()
-        return pil_to_array(im)
+        # a camera's JPEG stores its pixels as the sensor saw them and the way up in EXIF
+        return pil_to_array(ImageOps.exif_transpose(im))
 
 
 def pil_to_array(im: Image.Image) -> np.ndarray:

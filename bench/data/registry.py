@@ -47,18 +47,21 @@ class DatasetInfo:
     needs_root: bool = True
     #: a generic layout (``folder``): boards are named after the data folder, not the format
     named_by_root: bool = False
+    #: the root may be a single file (FER2013's CSV); otherwise it must be a folder
+    root_may_be_file: bool = False
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
 
 
 def register_dataset(name: str, *, description: str, layout: str, split=DEFAULT_SPLIT,
-                     needs_root: bool = True, named_by_root: bool = False):
+                     needs_root: bool = True, named_by_root: bool = False,
+                     root_may_be_file: bool = False):
     """Decorator registering ``lister(root, classes, **options) -> Listing`` under ``name``."""
 
     def wrap(lister):
         _DATASETS[name] = DatasetInfo(name, lister, description, layout, split, needs_root,
-                                      named_by_root)
+                                      named_by_root, root_may_be_file)
         return lister
 
     return wrap
@@ -126,6 +129,8 @@ def resolve_root(name: str, root=None) -> Path | None:
     root = Path(root).expanduser()
     if not root.exists():
         raise DatasetError(f"data root {root} for dataset {name!r} does not exist. {hint}")
+    if not root.is_dir() and not info.root_may_be_file:
+        raise DatasetError(f"data root {root} for dataset {name!r} is a file, not a folder. {hint}")
     if root.is_dir() and not any(root.iterdir()):
         raise DatasetError(f"data root {root} for dataset {name!r} is empty. {hint}")
     return root
