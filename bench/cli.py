@@ -381,6 +381,8 @@ def cmd_run(args) -> int:
               if p.exists()]
     for path in extras:
         print(path.read_text(encoding="utf-8"))
+    pairwise = stem.with_name(f"{stem.name}-pairwise.md")
+    extras += [pairwise] if pairwise.exists() else []
     print(f"wrote {stem}.md, .csv{''.join(', ' + p.name for p in extras)}; total time "
           f"{time.perf_counter() - total_start:.0f} s")
     if failures:

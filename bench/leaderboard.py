@@ -36,9 +36,11 @@ from .quality import (  # noqa: E402
 )
 from .records import board_name, load_records, settings_diff, settings_of  # noqa: E402
 from .registry import list_methods, method_info  # noqa: E402
+from .stats import ALPHA, INTERVAL_NOTE, pairwise, row_interval  # noqa: E402
 
-COLUMNS = ["method", "n_seeds", "accuracy", "accuracy_std", "macro_precision", "macro_recall",
-           "macro_f1", "macro_f1_std", "params_m", "mflops", "latency_ms", "latency_iqr_ms",
+COLUMNS = ["method", "n_seeds", "accuracy", "accuracy_std", "accuracy_ci_low", "accuracy_ci_high",
+           "macro_precision", "macro_recall", "macro_f1", "macro_f1_std", "macro_f1_ci_low",
+           "macro_f1_ci_high", "params_m", "mflops", "latency_ms", "latency_iqr_ms",
            "latency_device", "calibration", "train_s", "val_accuracy", "min_predicted_classes",
            "collapsed", "notes"]
 PAPER_COLUMNS = ["paper_accuracy", "paper_f1", "gap_accuracy"]
@@ -65,16 +67,20 @@ def summarise(records: list[dict]) -> pd.DataFrame:
     reference = majority_reference(records)
     rows = []
     for method, g in runs.groupby("method", sort=False):
-        notes = row_notes([r for r in records if r["method"] == method], records, reference)
+        mine = [r for r in records if r["method"] == method]
+        notes = row_notes(mine, records, reference)
+        interval = row_interval(mine) or {"accuracy": (np.nan, np.nan), "macro_f1": (np.nan, np.nan)}
         rows.append({
             "method": method,
             "n_seeds": int(g["seed"].nunique()),
             "accuracy": g["accuracy"].mean(),
             "accuracy_std": g["accuracy"].std(ddof=1),
+            "accuracy_ci_low": interval["accuracy"][0], "accuracy_ci_high": interval["accuracy"][1],
             "macro_precision": g["macro_precision"].mean(),
             "macro_recall": g["macro_recall"].mean(),
             "macro_f1": g["macro_f1"].mean(),
             "macro_f1_std": g["macro_f1"].std(ddof=1),
+            "macro_f1_ci_low": interval["macro_f1"][0], "macro_f1_ci_high": interval["macro_f1"][1],
             "params_m": g["params_m"].mean(),
             "mflops": g["mflops"].mean(),
             "latency_ms": g["latency_ms"].median(),
@@ -101,6 +107,13 @@ def _pm(mean, std, scale=1.0, digits=1):
         return ""
     text = f"{mean * scale:.{digits}f}"
     return text if pd.isna(std) else f"{text} ± {std * scale:.{digits}f}"
+
+
+def _ci(low, high, scale, digits) -> str:
+    """An interval as ``low-high``; "n/a" for records without stored predictions."""
+    if pd.isna(low) or pd.isna(high):
+        return "n/a"
+    return f"{low * scale:.{digits}f}-{high * scale:.{digits}f}"
 
 
 def _num(value, fmt):
@@ -149,9 +162,13 @@ def render_markdown(table: pd.DataFrame, records: list[dict], left_out: list[str
         "Method": table["method"],
         "Seeds": table["n_seeds"],
         "Accuracy %": [_pm(m, s, 100) for m, s in zip(table["accuracy"], table["accuracy_std"])],
+        "Acc. 95 % CI": [_ci(lo, hi, 100, 1) for lo, hi in zip(table["accuracy_ci_low"],
+                                                              table["accuracy_ci_high"])],
         "Macro P": [_num(v, ".3f") for v in table["macro_precision"]],
         "Macro R": [_num(v, ".3f") for v in table["macro_recall"]],
         "Macro F1": [_pm(m, s, 1, 3) for m, s in zip(table["macro_f1"], table["macro_f1_std"])],
+        "F1 95 % CI": [_ci(lo, hi, 1, 3) for lo, hi in zip(table["macro_f1_ci_low"],
+                                                          table["macro_f1_ci_high"])],
         "Params (M)": [_num(v, ".2f") for v in table["params_m"]],
         "MFLOPs": [_num(v, ".2f") for v in table["mflops"]],
         "Latency ms (IQR)": [f"{_num(m, '.2f')} ({_num(q, '.2f')})"
@@ -175,6 +192,7 @@ def render_markdown(table: pd.DataFrame, records: list[dict], left_out: list[str
         shown["Gap (points)"] = [_num(v * 100, "+.1f") for v in table["gap_accuracy"]] + pad
     dropped = first.get("data", {}).get("dropped") or {}
     noise = float(first.get("label_noise", 0.0))
+    stem = board_name(first.get("board") or first["dataset"], classes, noise)
     lines = [
         f"# {dataset}, {classes} classes ({', '.join(first['class_names'])})"
         + (f", {noise:.0%} noisy training labels" if noise else ""),
@@ -191,6 +209,9 @@ def render_markdown(table: pd.DataFrame, records: list[dict], left_out: list[str
         f"1 FLOP); latency: batch 1, median (IQR) on {', '.join(devices) or 'n/a'}.",
         "",
         shown.to_markdown(index=False, disable_numparse=True),
+        "",
+        f"{INTERVAL_NOTE}; n/a: records written before test predictions were kept. Whether two "
+        f"rows differ: [{stem}-pairwise.md]({stem}-pairwise.md).",
         "",
         *_quality_lines(footnotes, reference),
         "Settings:",
@@ -269,7 +290,8 @@ def _pct(value):
 
 
 def render_ablation(table: pd.DataFrame, dataset: str, classes: int,
-                    records: list[dict] | None = None) -> str | None:
+                    records: list[dict] | None = None, pairs: pd.DataFrame | None = None
+                    ) -> str | None:
     """The methods registered with an ``ablation`` row label, in registration order, shaped like
     the paper's Tables 3 and 4: measured cost and accuracy with the paper's numbers beside them."""
     measured = table.set_index("method")
@@ -277,7 +299,7 @@ def render_ablation(table: pd.DataFrame, dataset: str, classes: int,
     if len(names) < 2:
         return None
     rows = []
-    for name in names:
+    for step, name in enumerate(names):
         info, row = method_info(name), measured.loc[name]
         paper = {d: info.references.get((d, int(classes))) for d in ("reed", "emug")}
         rows.append({
@@ -287,6 +309,7 @@ def render_ablation(table: pd.DataFrame, dataset: str, classes: int,
             "MFLOPs": _num(row["mflops"], ".2f"),
             "Accuracy %": _pm(row["accuracy"], row["accuracy_std"], 100),
             "Macro F1": _pm(row["macro_f1"], row["macro_f1_std"], 1, 3),
+            "vs row above (points, Holm p)": _step(pairs, name, names[step - 1] if step else None),
             "Paper params (M)": _num(info.cost.params_m, ".2f") if info.cost else "",
             "Paper MFLOPs": _num(info.cost.mflops, ".2f") if info.cost else "",
             **{f"Paper {d.upper()}-{classes} %": _num(ref.accuracy * 100, ".1f")
@@ -298,7 +321,9 @@ def render_ablation(table: pd.DataFrame, dataset: str, classes: int,
         f"Measured here: accuracy on {dataset} (mean ± std over seeds, as in the leaderboard) and "
         "the cost of the network that runs at inference (fvcore, batch 1, 3x224x224, 1 multiply-add "
         "= 1 FLOP). Paper: the source paper's Tables 3 and 4 (params and MFLOPs at 4 classes, "
-        "accuracy on REED and EMUG).",
+        "accuracy on REED and EMUG). \"vs row above\": the mean paired difference of accuracy "
+        "over (seed, test subject) units and its Holm-corrected Wilcoxon p from the board's "
+        "pairwise table; * marks a step that differs at 5 %.",
         "",
         pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True),
         "",
@@ -306,6 +331,86 @@ def render_ablation(table: pd.DataFrame, dataset: str, classes: int,
         "Generated by `bench leaderboard` from the run records in runs/.",
         "",
     ])
+
+
+def pair_lookup(pairs: pd.DataFrame | None, a: str, b: str) -> tuple[float, float] | None:
+    """(mean difference a - b in points, Holm-corrected p) of a pair, in either order."""
+    if pairs is None:
+        return None
+    for first, second, sign in ((a, b, 1), (b, a, -1)):
+        hit = pairs[(pairs["method_a"] == first) & (pairs["method_b"] == second)]
+        if len(hit):
+            return sign * hit["mean_diff_points"].iloc[0], hit["p_holm"].iloc[0]
+    return None
+
+
+def _step(pairs, name: str, previous: str | None) -> str:
+    found = pair_lookup(pairs, name, previous) if previous else None
+    if found is None or pd.isna(found[1]):
+        return ""
+    diff, p = found
+    return f"{diff:+.1f} (p {p:.3g}){' *' if p < ALPHA else ''}"
+
+
+def render_pairwise(table: pd.DataFrame, records: list[dict], title: str
+                    ) -> tuple[str, pd.DataFrame, bytes] | None:
+    """Every pair of the board's methods (:func:`bench.stats.pairwise`): the Markdown page, the
+    CSV table and the significance picture; ``None`` when fewer than two rows have predictions."""
+    order = list(table["method"])
+    pairs = pairwise({m: [r for r in records if r["method"] == m] for m in order})
+    if pairs is None:
+        return None
+    shown = pd.DataFrame({
+        "Method A": pairs["method_a"], "Method B": pairs["method_b"], "Units": pairs["units"],
+        "A - B (points)": [_num(v, "+.1f") for v in pairs["mean_diff_points"]],
+        "p (Wilcoxon)": [_num(v, ".3g") for v in pairs["p"]],
+        "p (Holm)": [_num(v, ".3g") for v in pairs["p_holm"]],
+        "Differ at 5 %": ["yes" if s else "" for s in pairs["significant"]],
+    })
+    stem = title.split(",")[0]
+    markdown = "\n".join([
+        f"# Do the rows differ? {title}", "",
+        "Each pair of methods is compared on the same units: a test subject of one seed (its "
+        "images together), where both were scored on the same images. A - B is the mean over "
+        "units of the difference of accuracies, in points; p is the two-sided Wilcoxon "
+        "signed-rank test of those differences (`scipy.stats.wilcoxon`; zero differences "
+        "dropped, p = 1 when all are zero), corrected for all pairs of the board by Holm's "
+        f"method (`statsmodels`). 'Differ at 5 %': Holm-corrected p below {ALPHA}. With few "
+        "subjects per split, a real difference can still fail to reach it.", "",
+        f"![Pairwise differences]({stem}-pairwise.png)", "",
+        shown.to_markdown(index=False, disable_numparse=True), "",
+        "Generated by `bench leaderboard` from the run records in runs/.", ""])
+    compared = set(pairs["method_a"]) | set(pairs["method_b"])
+    return markdown, pairs, _pairwise_png(pairs, [m for m in order if m in compared])
+
+
+def _pairwise_png(pairs: pd.DataFrame, order: list[str]) -> bytes:
+    """Mean difference (row minus column, points) as colour; a star where Holm's p < 5 %."""
+    n = len(order)
+    diff = np.full((n, n), np.nan)
+    star = np.zeros((n, n), dtype=bool)
+    index = {m: i for i, m in enumerate(order)}
+    for row in pairs.itertuples():
+        i, j = index[row.method_a], index[row.method_b]
+        diff[i, j], diff[j, i] = row.mean_diff_points, -row.mean_diff_points
+        star[i, j] = star[j, i] = bool(row.significant)
+    limit = np.nanmax(np.abs(diff)) if np.isfinite(diff).any() else 1.0
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n), dpi=100)
+    image = ax.imshow(diff, cmap="RdBu", vmin=-limit, vmax=limit)
+    for i in range(n):
+        for j in range(n):
+            if np.isfinite(diff[i, j]):
+                ax.text(j, i, f"{diff[i, j]:+.0f}{'*' if star[i, j] else ''}", ha="center",
+                        va="center", fontsize=7)
+    ax.set_xticks(range(n), order, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), order, fontsize=8)
+    ax.set_title("accuracy, row minus column (points); * Holm p < 0.05", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def _teacher_section(records: list[dict]) -> list[str]:
@@ -402,8 +507,18 @@ def write_leaderboard(out, dataset: str, classes: int, records: list[dict] | Non
     markdown = render_markdown(table, records, left_out)
     atomic_write(out / f"{stem}.csv", table.to_csv(index=False, float_format="%.6g"))
     atomic_write(out / f"{stem}.md", markdown)
-    for suffix, text in (("ablation", render_ablation(table, dataset, classes, records)),
-                         ("personalisation", render_personalisation(records))):
+    compared = render_pairwise(table, records, f"{stem}, {classes} classes")
+    pairs = None
+    if compared is None:
+        for path in (out / f"{stem}-pairwise.csv", out / f"{stem}-pairwise.png"):
+            path.unlink(missing_ok=True)
+    else:
+        pair_md, pairs, picture = compared
+        atomic_write(out / f"{stem}-pairwise.csv", pairs.to_csv(index=False, float_format="%.6g"))
+        atomic_write(out / f"{stem}-pairwise.png", picture)
+    for suffix, text in (("ablation", render_ablation(table, dataset, classes, records, pairs)),
+                         ("personalisation", render_personalisation(records)),
+                         ("pairwise", compared[0] if compared else None)):
         path = out / f"{stem}-{suffix}.md"
         if text:
             atomic_write(path, text)

@@ -351,7 +351,7 @@ def run_deferring_latency(spec: RunSpec, *, estimator: EmotionClassifier | None 
     cost = profile(network, profile_size, resolve_device(spec.device),
                    latency=spec.latency and not defer, min_time=preset.latency_time,
                    throughput_batch=preset.throughput_batch, channels_last=nhwc)
-    record = run_record(run, y_te, y_pred, cost, predict_s=predict_s, nhwc=nhwc,
+    record = run_record(run, y_te, y_pred, cost, predict_s=predict_s, nhwc=nhwc, groups=g_te,
                         display_name=info.display_name if info else type(est).__name__)
     return record, network
 

@@ -29,7 +29,7 @@ import torch
 from .data import dataset_label
 from .engine import get_engine_options
 from .files import atomic_write
-from .metrics import classification_metrics
+from .metrics import classification_metrics, encode_predictions
 from .presets import get_preset
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def environment() -> dict:
 # -- what a record holds ----------------------------------------------------------------------
 
 def run_record(run: TrainedRun, y_true, y_pred, cost: CostProfile, *, predict_s: float,
-               nhwc: bool, display_name: str) -> dict:
+               nhwc: bool, display_name: str, groups=None) -> dict:
     """The record of a scored run (JSON-able): what was measured (metrics on the test images,
     how many classes it predicted, validation scores at the chosen epoch, cost), what the method
     reported (calibration, teacher, design point), how it was trained, on which data, and where."""
@@ -179,6 +179,7 @@ def run_record(run: TrainedRun, y_true, y_pred, cost: CostProfile, *, predict_s:
         "preset": spec.preset,
         **classification_metrics(y_true, y_pred, dataset.class_names),
         "n_predicted_classes": len(set(np.asarray(y_pred).tolist())),
+        "predictions": encode_predictions(y_true, y_pred, groups, dataset.class_names),
         "val_accuracy": best.get("val_accuracy"),
         "val_macro_f1": best.get("val_macro_f1"),
         "params_m": cost.params_m,
