@@ -43,10 +43,10 @@ from .engine import engine_options
 from .errors import BenchError
 from .eyecrop import DETECTORS, EyeCropper
 from .files import atomic_write, check_writable, locked, merge_table, read_table
-from .leaderboard import write_all, write_leaderboard
+from .leaderboard import write_all, write_curves, write_leaderboard
 from .prepare import FACE_DATASETS, MUG_LAYOUT, ON_MISS, prepare_emug, prepare_eyes
 from .presets import PRESETS, get_preset
-from .profiling import profile
+from .profiling import machine_busy, profile
 from .protocol import RunSpec, estimator_params, expected_settings, settings_of
 from .records import board_name, read_record, run_path, settings_diff
 from .registry import CALIBRATION_FILTERS, get_estimator, list_methods, method_info
@@ -217,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--calibration", choices=CALIBRATION_FILTERS,
                          help="only methods that declare this calibration kind (none: no "
                          "calibration; any: some)")
+
+    plot = sub.add_parser("plot", help="pictures drawn from saved run records")
+    plot.add_argument("what", choices=["curves"],
+                      help="curves: each method's training histories per board (training loss, "
+                      "validation accuracy and macro F1 per epoch, the chosen epoch marked)")
+    plot.add_argument("--out", type=folder, default=DEFAULT_OUT,
+                      help=f"folder with runs/; writes <out>/curves/ (default: {DEFAULT_OUT}/)")
 
     board = sub.add_parser("leaderboard", help="re-render leaderboards from saved run records")
     board.add_argument("--out", type=folder, default=DEFAULT_OUT,
@@ -457,6 +464,9 @@ def cmd_profile(args) -> int:
     device = resolve_device(args.device)
     out = check_writable(args.out)
     existing = read_table(out / "profile.csv", PROFILE_KEYS)
+    busy = machine_busy() if device.type == "cpu" else None
+    if busy:
+        print(f"bench: warning: {busy}", file=sys.stderr)
     rows, notes = [], []
     for method in methods:
         info = method_info(method)
@@ -478,7 +488,10 @@ def cmd_profile(args) -> int:
                      "throughput": cost.throughput, "throughput_batch": cost.throughput_batch,
                      "input_size": size, "latency_device": cost.latency_device, "dtype": cost.dtype,
                      "memory_format": cost.memory_format, "threads": cost.threads,
-                     "torch": cost.torch_version})
+                     "torch": cost.torch_version, "latency_blocks": cost.latency_blocks,
+                     "latency_stable": cost.latency_stable,
+                     "latency_cpu_share": cost.latency_cpu_share,
+                     "throughput_stable": cost.throughput_stable})
         ops = ", ".join(f"{k} x{v}" for k, v in sorted(cost.unsupported_ops.items()))
         notes.append(f"- {method}: input 3x{size}x{size}" + (f"; not counted: {ops}" if ops else ""))
     table = pd.DataFrame(rows)
@@ -488,8 +501,8 @@ def cmd_profile(args) -> int:
           f"1 FLOP; latency median (IQR) in ms; throughput in images/s at batch "
           f"{args.batch_sizes[1]}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{rows[0]['dtype']}")
-    shown = ["method", "params_m", "mflops", "latency_ms", "latency_iqr_ms", "throughput",
-             "latency_device", "memory_format"]
+    shown = ["method", "params_m", "mflops", "latency_ms", "latency_iqr_ms", "latency_blocks",
+             "latency_stable", "throughput", "latency_device", "memory_format"]
     print(table[shown].to_markdown(index=False, floatfmt=".2f"))
     print("\n".join(notes))
     kept = len(merged) - len(table)
@@ -528,6 +541,17 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    out = Path(args.out)
+    try:
+        written = write_curves(out)
+    except FileNotFoundError:
+        raise BenchError(f"no run records under {out / 'runs'}; run `bench run --out {out}` "
+                         "first") from None
+    print(f"wrote {len(written)} picture(s) of training histories to {out / 'curves'}/")
+    return 0
+
+
 def cmd_prepare(args) -> int:
     cropper = EyeCropper(detector=args.detector, margin=args.margin, size=args.size)
     common = dict(classes=args.classes, cropper=cropper, on_miss=args.on_miss,
@@ -543,7 +567,7 @@ def cmd_prepare(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "stream": cmd_stream, "profile": cmd_profile, "list": cmd_list,
-            "leaderboard": cmd_leaderboard, "prepare": cmd_prepare}
+            "leaderboard": cmd_leaderboard, "prepare": cmd_prepare, "plot": cmd_plot}
 
 
 class Terminated(KeyboardInterrupt):

@@ -6,7 +6,9 @@ For every (dataset, classes) with records under ``<out>/runs/`` this writes
 PNG per method under ``<out>/confusion/`` and, when two or more methods registered as ablation rows
 have records, ``<out>/<dataset>-<classes>-ablation.md`` shaped like the paper's Tables 3 and 4,
 and, when personalised methods have records, ``<out>/<dataset>-<classes>-personalisation.md``
-(accuracy with and without calibration).
+(accuracy with and without calibration), ``<out>/<dataset>-<classes>-pairwise.md/.csv/.png``
+(paired tests between rows, :mod:`bench.stats`) and ``<out>/<dataset>-<classes>-pareto.png``
+(accuracy against cost, :mod:`bench.plots`).
 One row per method: mean and standard deviation over the seeds, i.e. over different
 subject-disjoint splits.
 """
@@ -25,6 +27,8 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 from .files import atomic_write  # noqa: E402
+from .plots import curves_png, pareto_png  # noqa: E402
+from .profiling import MAX_REL_IQR, MIN_BLOCKS, RETRIES  # noqa: E402
 from .quality import (  # noqa: E402
     MAJORITY,
     Footnotes,
@@ -41,8 +45,8 @@ from .stats import ALPHA, INTERVAL_NOTE, pairwise, row_interval  # noqa: E402
 COLUMNS = ["method", "n_seeds", "accuracy", "accuracy_std", "accuracy_ci_low", "accuracy_ci_high",
            "macro_precision", "macro_recall", "macro_f1", "macro_f1_std", "macro_f1_ci_low",
            "macro_f1_ci_high", "params_m", "mflops", "latency_ms", "latency_iqr_ms",
-           "latency_device", "calibration", "train_s", "val_accuracy", "min_predicted_classes",
-           "collapsed", "notes"]
+           "latency_device", "latency_unstable", "calibration", "train_s", "val_accuracy",
+           "min_predicted_classes", "collapsed", "notes"]
 PAPER_COLUMNS = ["paper_accuracy", "paper_f1", "gap_accuracy"]
 
 
@@ -61,7 +65,7 @@ def summarise(records: list[dict]) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     dataset, classes = records[0]["dataset"], records[0]["classes"]
     runs = pd.DataFrame(records)
-    for column in ("val_accuracy", "n_predicted_classes"):
+    for column in ("val_accuracy", "n_predicted_classes", "latency_stable"):
         if column not in runs:  # records written before these were kept
             runs[column] = np.nan
     reference = majority_reference(records)
@@ -85,6 +89,7 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "mflops": g["mflops"].mean(),
             "latency_ms": g["latency_ms"].median(),
             "latency_iqr_ms": g["latency_iqr_ms"].median(),
+            "latency_unstable": int((g["latency_stable"] == False).sum()),  # noqa: E712 - None: unknown
             "latency_device": ", ".join(sorted(set(g["latency_device"].dropna()))),
             "calibration": "yes" if g["calibration"].any() else "no",
             "train_s": g["train_s"].mean(),
@@ -171,8 +176,9 @@ def render_markdown(table: pd.DataFrame, records: list[dict], left_out: list[str
                                                           table["macro_f1_ci_high"])],
         "Params (M)": [_num(v, ".2f") for v in table["params_m"]],
         "MFLOPs": [_num(v, ".2f") for v in table["mflops"]],
-        "Latency ms (IQR)": [f"{_num(m, '.2f')} ({_num(q, '.2f')})"
-                             for m, q in zip(table["latency_ms"], table["latency_iqr_ms"])],
+        "Latency ms (IQR)": [f"{_num(m, '.2f')} ({_num(q, '.2f')}){' ~' if u else ''}"
+                             for m, q, u in zip(table["latency_ms"], table["latency_iqr_ms"],
+                                                table["latency_unstable"])],
         "Calibration": table["calibration"],
         "Train s": [_num(v, ".0f") for v in table["train_s"]],
         "Notes": marks,
@@ -206,12 +212,18 @@ def render_markdown(table: pd.DataFrame, records: list[dict], left_out: list[str
         "",
         f"Cost of the network that runs at inference: parameters and MFLOPs counted by fvcore at "
         f"batch 1, 3x{'/'.join(map(str, sizes))}x{'/'.join(map(str, sizes))} (1 multiply-add = "
-        f"1 FLOP); latency: batch 1, median (IQR) on {', '.join(devices) or 'n/a'}.",
+        f"1 FLOP); latency: batch 1, median (IQR) on {', '.join(devices) or 'n/a'}"
+        + (f"; ~: unstable in {int(table['latency_unstable'].sum())} run(s) (fewer than "
+           f"{MIN_BLOCKS} timed blocks, or an IQR above {MAX_REL_IQR:.0%} of the median after "
+           f"{RETRIES} re-measurements): read as approximate" if table["latency_unstable"].any()
+           else "") + ".",
         "",
         shown.to_markdown(index=False, disable_numparse=True),
         "",
         f"{INTERVAL_NOTE}; n/a: records written before test predictions were kept. Whether two "
         f"rows differ: [{stem}-pairwise.md]({stem}-pairwise.md).",
+        "",
+        f"![Accuracy against latency and MFLOPs]({stem}-pareto.png)",
         "",
         *_quality_lines(footnotes, reference),
         "Settings:",
@@ -233,6 +245,11 @@ def render_markdown(table: pd.DataFrame, records: list[dict], left_out: list[str
     if missing:
         lines += ["", "Classes without training or test images in some seed (see each record's "
                   f"`missing_classes`): {', '.join(missing)}."]
+    shared = sorted({r["method"] for r in records if r.get("latency_timed_with")})
+    if shared:
+        lines += ["", "Identical networks (same layers and shapes) are timed once per `bench run` "
+                  "and share that figure (each record's `latency_timed_with`): "
+                  + ", ".join(shared) + "."]
     lines += ["", f"Generated by `bench leaderboard` from {len(records)} run record(s) in runs/.", ""]
     return "\n".join(lines)
 
@@ -507,6 +524,9 @@ def write_leaderboard(out, dataset: str, classes: int, records: list[dict] | Non
     markdown = render_markdown(table, records, left_out)
     atomic_write(out / f"{stem}.csv", table.to_csv(index=False, float_format="%.6g"))
     atomic_write(out / f"{stem}.md", markdown)
+    picture = pareto_png(table, records, f"{stem}, {classes} classes")
+    if picture is not None:
+        atomic_write(out / f"{stem}-pareto.png", picture)
     compared = render_pairwise(table, records, f"{stem}, {classes} classes")
     pairs = None
     if compared is None:
@@ -535,3 +555,21 @@ def write_all(out) -> list[tuple[str, str]]:
     records = load_records(out)
     return [(board_name(d, c, p), write_leaderboard(out, d, c, records, p)[1])
             for d, c, p in sorted({_board_key(r) for r in records})]
+
+
+def write_curves(out) -> list[Path]:
+    """``<out>/curves/<board>-<method>.png`` for every (board, method) with records: the training
+    histories of its seeds (:func:`bench.plots.curves_png`)."""
+    out = Path(out)
+    records = load_records(out)
+    if not records:
+        raise FileNotFoundError(f"no run records under {out / 'runs'}")
+    written = []
+    for key in sorted({_board_key(r) for r in records}):
+        mine = [r for r in records if _board_key(r) == key]
+        stem = board_name(*key)
+        for method in sorted({r["method"] for r in mine}):
+            runs = [r for r in mine if r["method"] == method]
+            written.append(atomic_write(out / "curves" / f"{stem}-{method}.png",
+                                        curves_png(runs, f"{method} on {stem}")))
+    return written

@@ -8,12 +8,23 @@
   range in ms. On the CPU with ``torch.utils.benchmark.Timer`` at an explicit thread count; on CUDA
   with CUDA events around each call and a synchronisation before reading them, with
   ``cudnn.benchmark`` on. Throughput (images/s) is measured the same way at a larger batch.
+* Quality: every timing keeps how many timed blocks it rests on, and the share of the CPU this
+  process got while timing (process CPU time / (wall time x threads): near 1 on an idle machine,
+  lower when other work competes for the cores). A timing is *stable* with at least
+  :data:`MIN_BLOCKS` blocks and an IQR at most :data:`MAX_REL_IQR` of its median; an unstable one
+  is measured again (up to :data:`RETRIES` times, each twice as long) and, if it stays unstable,
+  is kept with ``latency_stable`` False, which boards mark.
+* Warm-up runs until the time per call settles (two consecutive windows within
+  :data:`SETTLED` of each other, at most :data:`WARMUP_SECONDS`), not a fixed count: the first
+  network measured in a process would otherwise pay for the thread pool's start.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -22,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .device import device_name, resolve_device
+from .device import device_name, resolve_device, usable_cpus
 
 # Both imports print third-party noise unrelated to the suite: fvcore scripts a loss with the
 # deprecated torch.jit.script, and torch.utils.benchmark looks for a CUDA toolkit.
@@ -34,6 +45,32 @@ _level, _cpp_logger.level = _cpp_logger.level, logging.ERROR
 from torch.utils import benchmark  # noqa: E402
 
 _cpp_logger.setLevel(_level)
+
+
+#: a timing rests on at least this many timed blocks ...
+MIN_BLOCKS = 5
+#: ... and its interquartile range is at most this fraction of its median
+MAX_REL_IQR = 0.10
+#: an unstable timing is measured again this many times, each twice as long
+RETRIES = 2
+#: warm-up ends when two consecutive windows' time per call differ by at most this fraction
+SETTLED = 0.05
+WARMUP_SECONDS = 3.0
+
+
+@dataclass
+class Timing:
+    """One latency (or batch) measurement and what it is worth."""
+
+    median_ms: float
+    iqr_ms: float
+    blocks: int
+    cpu_share: float | None = None  # None on CUDA, where the device does the work
+    attempts: int = 1
+
+    @property
+    def stable(self) -> bool:
+        return self.blocks >= MIN_BLOCKS and self.iqr_ms <= MAX_REL_IQR * self.median_ms
 
 
 @dataclass
@@ -51,6 +88,13 @@ class CostProfile:
     dtype: str = "float32"
     memory_format: str = "contiguous"
     torch_version: str = torch.__version__
+    #: the latency's quality (see the module doc): timed blocks, stable or not, the CPU share
+    #: this process got while timing, measurements taken
+    latency_blocks: int | None = None
+    latency_stable: bool | None = None
+    latency_cpu_share: float | None = None
+    latency_attempts: int | None = None
+    throughput_stable: bool | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -80,17 +124,25 @@ def count_mflops(model: nn.Module, input_size: int = 224, channels: int = 3) -> 
     return total / 1e6, unsupported
 
 
-def _warm_up(fn, calls: int, seconds: float = 0.25) -> None:
-    """At least ``calls`` calls and ``seconds`` of them: the first calls of a model pay for
-    memory allocation, thread-pool start-up and (on CUDA) kernel selection."""
-    start, n = time.perf_counter(), 0
-    while n < calls or time.perf_counter() - start < seconds:
-        fn()
-        n += 1
+def _warm_up(fn, calls: int, max_seconds: float = WARMUP_SECONDS) -> None:
+    """Call ``fn`` until its time per call settles (two consecutive windows of at least
+    ``calls`` calls and 50 ms within :data:`SETTLED`), at most ``max_seconds``: the first calls of
+    a model pay for memory allocation, thread-pool start-up and (on CUDA) kernel selection."""
+    start, previous = time.perf_counter(), None
+    while True:
+        window_start, n = time.perf_counter(), 0
+        while n < calls or time.perf_counter() - window_start < 0.05:
+            fn()
+            n += 1
+        per_call = (time.perf_counter() - window_start) / n
+        if previous is not None and abs(per_call - previous) <= SETTLED * previous:
+            return
+        if time.perf_counter() - start >= max_seconds:
+            return
+        previous = per_call
 
 
-def _cuda_times(fn, device, min_time: float, warmup: int) -> np.ndarray:
-    _warm_up(fn, warmup)
+def _cuda_times(fn, device, min_time: float) -> np.ndarray:
     torch.cuda.synchronize(device)
     times, spent = [], 0.0
     while spent < min_time * 1000 or len(times) < 10:
@@ -104,10 +156,24 @@ def _cuda_times(fn, device, min_time: float, warmup: int) -> np.ndarray:
     return np.asarray(times)  # ms
 
 
-def time_forward(model: nn.Module, x: torch.Tensor, min_time: float = 1.0,
-                 warmup: int = 3, amp: bool = False) -> tuple[float, float]:
-    """(median, IQR) in ms of ``model(x)`` under ``inference_mode`` on ``x``'s device
-    (float16 autocast when ``amp`` and on CUDA)."""
+def _measure_once(run, device: torch.device, min_time: float) -> Timing:
+    if device.type == "cuda":
+        times = _cuda_times(run, device, min_time)
+        q1, med, q3 = np.percentile(times, [25, 50, 75])
+        return Timing(float(med), float(q3 - q1), blocks=len(times))
+    threads = torch.get_num_threads()
+    timer = benchmark.Timer(stmt="run()", globals={"run": run}, num_threads=threads)
+    wall, cpu = time.perf_counter(), time.process_time()
+    m = timer.blocked_autorange(min_run_time=min_time)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    share = min(1.0, cpu / (wall * threads)) if wall > 0 else None
+    return Timing(m.median * 1e3, m.iqr * 1e3, blocks=len(m.times), cpu_share=share)
+
+
+def time_forward_quality(model: nn.Module, x: torch.Tensor, min_time: float = 1.0,
+                         warmup: int = 3, amp: bool = False) -> Timing:
+    """:class:`Timing` of ``model(x)`` under ``inference_mode`` on ``x``'s device (float16
+    autocast when ``amp`` and on CUDA), measured again while unstable (see the module doc)."""
     use_amp = amp and x.device.type == "cuda"
 
     def run():
@@ -115,20 +181,61 @@ def time_forward(model: nn.Module, x: torch.Tensor, min_time: float = 1.0,
                                                     enabled=use_amp):
             model(x)
 
-    if x.device.type == "cuda":
-        prior = torch.backends.cudnn.benchmark
-        torch.backends.cudnn.benchmark = True
-        try:
-            times = _cuda_times(run, x.device, min_time, warmup=max(warmup, 10))
-        finally:
-            torch.backends.cudnn.benchmark = prior
-        q1, med, q3 = np.percentile(times, [25, 50, 75])
-        return float(med), float(q3 - q1)
-    _warm_up(run, warmup)
-    timer = benchmark.Timer(stmt="run()", globals={"run": run},
-                            num_threads=torch.get_num_threads())
-    m = timer.blocked_autorange(min_run_time=min_time)
-    return m.median * 1e3, m.iqr * 1e3
+    prior = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = x.device.type == "cuda" or prior
+    try:
+        if x.device.type == "cuda":  # settle on finished work, not on queued launches
+            _warm_up(lambda: (run(), torch.cuda.synchronize(x.device)), max(warmup, 10))
+        else:
+            _warm_up(run, warmup)
+        best = None
+        for attempt in range(1 + RETRIES):
+            timing = _measure_once(run, x.device, min_time * 2 ** attempt)
+            rank = (timing.stable, -timing.iqr_ms / max(timing.median_ms, 1e-9))
+            if best is None or rank > best[0]:
+                best = (rank, timing)
+            if timing.stable:
+                break
+        best[1].attempts = attempt + 1
+        return best[1]
+    finally:
+        torch.backends.cudnn.benchmark = prior
+
+
+def time_forward(model: nn.Module, x: torch.Tensor, min_time: float = 1.0,
+                 warmup: int = 3, amp: bool = False) -> tuple[float, float]:
+    """(median, IQR) in ms of :func:`time_forward_quality`."""
+    timing = time_forward_quality(model, x, min_time, warmup, amp)
+    return timing.median_ms, timing.iqr_ms
+
+
+def network_fingerprint(model: nn.Module) -> str:
+    """What decides a network's speed: its layers in order, each with its type, settings and
+    parameter and buffer shapes (not their values). Networks of equal fingerprint (the three
+    EfficientNet-B0 rows, ``ours`` and ``ours-sll``) are timed once per run and share the figure."""
+    digest = hashlib.sha256()
+    for module in model.modules():
+        if next(module.children(), None) is not None:
+            continue
+        shapes = [tuple(t.shape) for t in (*module.parameters(recurse=False),
+                                           *module.buffers(recurse=False))]
+        digest.update(f"{type(module).__qualname__}({module.extra_repr()}){shapes};".encode())
+    return digest.hexdigest()[:16]
+
+
+def machine_busy() -> str | None:
+    """A sentence when other work is running on this machine's CPUs (one-minute load average
+    above half the usable CPUs beyond this process), else ``None``: timings taken now are worth
+    less, and say so."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    cpus = usable_cpus()
+    if load - 1 > 0.5 * cpus:
+        return (f"the machine is busy (load average {load:.1f} on {cpus} CPU(s)): latencies "
+                "measured now are slower and noisier than on an idle machine")
+    return None
 
 
 def profile(model: nn.Module, input_size: int = 224, device="cpu", *, latency: bool = True,
@@ -163,14 +270,17 @@ def measure_latency(result: CostProfile, model: nn.Module, device="cpu", *, min_
         return torch.randn(batch, 3, input_size, input_size, device=dev).contiguous(
             memory_format=fmt)
 
-    result.latency_ms, result.latency_iqr_ms = time_forward(net, sample(1), min_time,
-                                                            amp=use_amp)
+    timing = time_forward_quality(net, sample(1), min_time, amp=use_amp)
+    result.latency_ms, result.latency_iqr_ms = timing.median_ms, timing.iqr_ms
+    result.latency_blocks, result.latency_stable = timing.blocks, timing.stable
+    result.latency_cpu_share, result.latency_attempts = timing.cpu_share, timing.attempts
     result.dtype = "float16 autocast" if use_amp else "float32"
     result.memory_format = "channels_last" if channels_last else "contiguous"
     if throughput_batch and throughput_batch > 1:
-        batch_ms, _ = time_forward(net, sample(throughput_batch), min_time, warmup=1,
-                                   amp=use_amp)
-        result.throughput = throughput_batch / (batch_ms / 1e3)
+        batch = time_forward_quality(net, sample(throughput_batch), min_time, warmup=1,
+                                     amp=use_amp)
+        result.throughput = throughput_batch / (batch.median_ms / 1e3)
+        result.throughput_stable = batch.stable
         result.throughput_batch = throughput_batch
     result.threads = torch.get_num_threads()
     result.latency_device = device_name(dev) if dev.type != "cpu" else f"cpu ({result.threads} threads)"

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
+import torch
 from sklearn.base import clone
 from torch import nn
 
@@ -46,7 +47,7 @@ from .errors import DatasetError
 from .estimator import EmotionClassifier
 from .metrics import classification_metrics
 from .presets import get_preset, preset_params
-from .profiling import CostProfile, measure_latency, profile
+from .profiling import CostProfile, measure_latency, network_fingerprint, profile
 from .records import jsonable, latency_fields, run_record, settings_of
 from .registry import get_estimator, method_info
 from .splits import CALIBRATION_SHARE, Split, make_split, noisy_labels, thin_sequences
@@ -356,16 +357,32 @@ def run_deferring_latency(spec: RunSpec, *, estimator: EmotionClassifier | None 
     return record, network
 
 
-def complete_latency(record: dict, network: nn.Module) -> dict:
+def complete_latency(record: dict, network: nn.Module, timed: dict | None = None) -> dict:
     """``record`` (from :func:`run_deferring_latency`) with the latency of ``network`` timed now,
-    as :func:`run_one` would have timed it (not at all for a spec with ``latency`` off)."""
+    as :func:`run_one` would have timed it (not at all for a spec with ``latency`` off).
+
+    ``timed`` (a dict the caller keeps over a grid) shares one timing between networks of the
+    same :func:`~bench.profiling.network_fingerprint`, input size, device, format and settings:
+    the record then names the run it was timed with (``latency_timed_with``)."""
     spec, preset = record["spec"], get_preset(record["preset"])
     if not spec.get("latency", True):
         return record
-    cost = measure_latency(CostProfile(**record["cost"]), network,
-                           resolve_device(spec["device"]), min_time=preset.latency_time,
-                           throughput_batch=preset.throughput_batch,
+    device = resolve_device(spec["device"])
+    key = (network_fingerprint(network), record["cost"]["input_size"], str(device),
+           record["engine"]["channels_last"], torch.get_num_threads(), preset.latency_time,
+           preset.throughput_batch)
+    if timed is not None and key in timed:
+        first, cost = timed[key]
+        cost = CostProfile(**{**record["cost"], **{k: v for k, v in cost.as_dict().items()
+                                                   if k.startswith(("latency", "throughput"))
+                                                   or k == "threads"}})
+        return jsonable({**record, **latency_fields(cost), "cost": cost.as_dict(),
+                         "latency_timed_with": first})
+    cost = measure_latency(CostProfile(**record["cost"]), network, device,
+                           min_time=preset.latency_time, throughput_batch=preset.throughput_batch,
                            channels_last=record["engine"]["channels_last"])
+    if timed is not None:
+        timed[key] = (f"{record['method']} seed {record['seed']}", cost)
     return jsonable({**record, **latency_fields(cost), "cost": cost.as_dict()})
 
 

@@ -234,7 +234,9 @@ def run_record(run: TrainedRun, y_true, y_pred, cost: CostProfile, *, predict_s:
 def latency_fields(cost: CostProfile) -> dict:
     """The latency part of a record (empty until it is timed)."""
     return {"latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
-            "latency_device": cost.latency_device, "throughput": cost.throughput}
+            "latency_device": cost.latency_device, "throughput": cost.throughput,
+            "latency_blocks": cost.latency_blocks, "latency_stable": cost.latency_stable,
+            "latency_cpu_share": cost.latency_cpu_share}
 
 
 def settings_of(record: dict) -> dict:

@@ -248,15 +248,16 @@ def pending_bytes(units: list[Unit]) -> tuple[list[tuple[Unit, bytes]], list[Uni
 
 def finish_pending(units: list[Unit], report: Report | None) -> list[Unit]:
     """Time here the latency of the units kept in ``pending/`` and write their records; returns
-    the units that still need training."""
-    left = []
+    the units that still need training. Identical networks are timed once and share the figure
+    (:func:`bench.protocol.complete_latency`)."""
+    left, timed = [], {}
     for unit in units:
         kept = load_pending(unit)
         if kept is None:
             left.append(unit)
             continue
         start = time.perf_counter()
-        record = complete_latency(*kept)
+        record = complete_latency(*kept, timed=timed)
         unit.finished(record)
         if report is not None:
             report(unit, record, time.perf_counter() - start)

@@ -92,7 +92,8 @@ def test_profile_reports_the_papers_cost(capsys, tmp_path):
     table = pd.read_csv(tmp_path / "profile.csv")
     assert list(table.columns) == ["method", "params_m", "mflops", "latency_ms", "latency_iqr_ms",
                                    "throughput", "throughput_batch", "input_size", "latency_device",
-                                   "dtype", "memory_format", "threads", "torch"]
+                                   "dtype", "memory_format", "threads", "torch", "latency_blocks",
+                                   "latency_stable", "latency_cpu_share", "throughput_stable"]
     assert table.loc[0, "throughput_batch"] == 2 and table.loc[0, "dtype"] == "float32"
 
 

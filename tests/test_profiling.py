@@ -5,7 +5,15 @@ import torch
 import torchvision
 
 from bench import profile
-from bench.profiling import count_mflops, count_params
+from bench.profiling import (
+    MAX_REL_IQR,
+    MIN_BLOCKS,
+    RETRIES,
+    Timing,
+    count_mflops,
+    count_params,
+    network_fingerprint,
+)
 
 
 @pytest.mark.parametrize("arch, params_m, mflops", [
@@ -34,3 +42,46 @@ def test_profile_leaves_the_model_untouched():
     assert net.training
     for k, v in net.state_dict().items():
         torch.testing.assert_close(v, before[k])
+
+
+def test_every_timing_carries_its_quality():
+    net = torchvision.models.shufflenet_v2_x1_0(num_classes=4)
+    cost = profile(net, 32, "cpu", min_time=0.05, throughput_batch=4)
+    assert cost.latency_blocks >= 1 and isinstance(cost.latency_stable, bool)
+    assert 0 < cost.latency_cpu_share <= 1 and 1 <= cost.latency_attempts <= 1 + RETRIES
+    assert isinstance(cost.throughput_stable, bool)
+
+
+def test_a_timing_is_stable_only_with_enough_blocks_and_a_narrow_spread():
+    assert Timing(10.0, 0.5, blocks=MIN_BLOCKS).stable
+    assert not Timing(10.0, 0.5, blocks=MIN_BLOCKS - 1).stable  # e.g. a single timed block
+    assert not Timing(10.0, 10.0 * MAX_REL_IQR + 0.1, blocks=20).stable
+
+
+def test_identical_networks_have_one_fingerprint_and_others_differ():
+    from bench import get_estimator
+
+    def fingerprint(name, **params):
+        return network_fingerprint(get_estimator(name, **params).build_network(7))
+
+    effnet = {fingerprint(m) for m in ("efficientnet-b0", "efficientnet-ldl",
+                                       "efficientnet-ldl-style")}
+    assert len(effnet) == 1 and fingerprint("ours") == fingerprint("ours-sll")
+    assert fingerprint("emo") == fingerprint("emo-ldl")
+    assert len({fingerprint("shufflenet-v2"), fingerprint("ours"), fingerprint("ours-lem"),
+                *effnet}) == 4
+    assert fingerprint("ours") != network_fingerprint(
+        get_estimator("ours").build_network(4))  # another head: another network
+
+
+def test_a_grid_times_identical_networks_once(tmp_path):
+    from bench.protocol import RunSpec, complete_latency, run_deferring_latency
+
+    timed, records = {}, []
+    for seed in (0, 1):  # the same architecture in two splits
+        record, network = run_deferring_latency(RunSpec("shufflenet-v2", "synthetic", 4, seed,
+                                                        preset="smoke"))
+        records.append(complete_latency(record, network, timed=timed))
+    first, second = records
+    assert "latency_timed_with" not in first and second["latency_timed_with"] == "shufflenet-v2 seed 0"
+    assert second["latency_ms"] == first["latency_ms"] and len(timed) == 1
