@@ -85,11 +85,16 @@ def row_interval(records: list[dict]) -> dict | None:
         return statistic
 
     samples = [np.arange(len(c)) for c in cms]
+    # resamples per vectorised call, so that the drawn confusion matrices stay near 10^7 numbers
+    # (a dataset without subject ids has one unit per test image: thousands)
+    largest = max(c.shape[0] * c.shape[1] * c.shape[2] for c in cms)
+    batch = int(max(1, min(N_RESAMPLES, 10_000_000 // largest)))
     out = {}
     for name, which in (("accuracy", 0), ("macro_f1", 1)):
         result = stats.bootstrap(samples, metric(which), n_resamples=N_RESAMPLES,
                                  confidence_level=LEVEL, method="percentile", vectorized=True,
-                                 paired=False, random_state=np.random.default_rng(SEED))
+                                 paired=False, batch=batch,
+                                 random_state=np.random.default_rng(SEED))
         out[name] = (float(result.confidence_interval.low), float(result.confidence_interval.high))
     return out
 

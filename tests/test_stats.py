@@ -120,3 +120,14 @@ def test_a_board_carries_intervals_and_a_pairwise_page_and_old_records_still_ren
     row = table.set_index("method").loc["eac"]
     assert np.isnan(row["accuracy_ci_low"]) and "| n/a " in markdown
     assert "| eac " not in (tmp_path / "synthetic-4-pairwise.md").read_text()
+
+
+def test_images_are_the_units_without_subject_ids_and_memory_stays_bounded():
+    """RAF-DB and FER2013 have no subject ids: thousands of single-image units."""
+    rng = np.random.default_rng(6)
+    true, pred, _ = planted(rng, n_subjects=300, per_subject=10)  # 3000 test images
+    rec = record("m", 0, true, pred, None)
+    names, cms = stats.unit_confusions(rec)
+    assert len(names) == 3000 and cms.sum() == 3000
+    low, high = stats.row_interval([rec])["accuracy"]
+    assert low < rec["accuracy"] < high and high - low < 0.05
