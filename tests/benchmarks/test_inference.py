@@ -27,3 +27,25 @@ def test_inference_batch1(benchmark, name):
 def test_synthetic_generation(benchmark):
     data = benchmark(load_dataset, "synthetic", classes=4, n_subjects=5, frames=8, cache=False)
     assert len(data) == 5 * 4 * 8
+
+
+ORDER = ["shufflenet-v2", "ours-lem", "efficientnet-b0"]
+
+
+@pytest.mark.parametrize("order", ["forward", "reverse"])
+def test_profile_order(benchmark, order):
+    """The same networks profiled in two orders, once each: the first network of a process must
+    not pay for the thread pool's start (warm-up runs until the time per call settles). The
+    latencies go to ``extra_info``; the CI summary prints each network's ratio between orders."""
+    from bench import profile
+
+    names = ORDER if order == "forward" else ORDER[::-1]
+    networks = {n: get_estimator(n).build_network(4).eval() for n in names}
+
+    def measure():
+        return {n: profile(networks[n], 64, "cpu", min_time=0.1, throughput_batch=0).latency_ms
+                for n in names}
+
+    latencies = benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info["latency_ms"] = latencies
+    assert set(latencies) == set(ORDER) and all(v > 0 for v in latencies.values())
