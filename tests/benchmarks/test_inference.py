@@ -37,14 +37,14 @@ def test_profile_order(benchmark, order):
     """The same networks profiled in two orders, once each: the first network of a process must
     not pay for the thread pool's start (warm-up runs until the time per call settles). The
     latencies go to ``extra_info``; the CI summary prints each network's ratio between orders."""
-    from bench import profile
+    from bench.profiling import time_forward
 
     names = ORDER if order == "forward" else ORDER[::-1]
     networks = {n: get_estimator(n).build_network(4).eval() for n in names}
+    x = torch.randn(1, 3, 64, 64)
 
     def measure():
-        return {n: profile(networks[n], 64, "cpu", min_time=0.1, throughput_batch=0).latency_ms
-                for n in names}
+        return {n: time_forward(networks[n], x, min_time=0.1)[0] for n in names}
 
     latencies = benchmark.pedantic(measure, rounds=1, iterations=1)
     benchmark.extra_info["latency_ms"] = latencies
