@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 
 from .errors import BenchError
+from .estimator import MAX_SEED  # a seed seeds NumPy's generators: 0 .. 2**32 - 1
 
 
 def number(kind: type = int, *, low: float | None = None, high: float | None = None,
@@ -109,8 +110,6 @@ def names(text: str | None, valid: list[str], what: str) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-#: a seed seeds NumPy's and PyTorch's generators: NumPy takes 0 .. 2**32 - 1
-MAX_SEED = 2**32 - 1
 #: more splits than anyone runs; a typo such as 0-200000000 would otherwise fill the memory
 MAX_SEEDS = 1000
 
