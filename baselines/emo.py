@@ -24,11 +24,21 @@ Public details are thin; this is the design of the benchmark's specification, wi
   are "different". When predicting frames in order (``sequences`` given),
   a frame whose cosine similarity to the last *processed* frame is at least the skip threshold
   reuses that frame's prediction and the backbone does not run; the first frame of a sequence is
-  always processed. The default threshold, 0.95, is the lowest that cost under one point of
-  accuracy on two synthetic splits in development (choosing it per run on the validation
-  subjects did not transfer to the personalised test subjects). ``skip_rate_`` and ``backbone_calls_``
-  describe the last prediction, and :meth:`stream` replays frames one at a time (batch 1) for
-  frames-per-second measurements.
+  always processed. ``skip_rate_`` and ``backbone_calls_`` describe the last prediction, and
+  :meth:`stream` replays frames one at a time (batch 1) for frames-per-second measurements.
+* **Threshold chosen on validation subjects** (``skip_threshold="auto"``, the default). After the
+  encoder is trained, ``fit`` predicts the validation frames in frame order (they must come with
+  ``validation_sequences``) once without skipping and once per threshold of
+  :data:`THRESHOLD_GRID` (0.80 to 0.99 in steps of 0.01), and keeps the lowest (lower thresholds
+  skip more) whose validation accuracy is at most ``max_skip_cost`` below that without skipping;
+  none qualifying means no skipping. The protocol spaces a frame-order method's validation frames
+  like its test frames, so the skip rule meets the same gaps between frames in both. Validation
+  subjects are not calibrated, so the comparison uses the classifier alone, while the test
+  subjects are personalised: the cost measured on test frames may differ, and ``bench stream``
+  reports both. The validation frames are embedded and encoded once; each threshold only re-runs
+  the skip rule on the codes. Without validation data or sequences the threshold falls back to
+  :data:`FALLBACK_THRESHOLD` (0.95, which cost under one point of accuracy on two synthetic
+  splits), with the reason in ``report_``. Test frames never reach the choice.
 * ``emo-ldl`` is the same network trained on the label distributions of the LDGN teacher of
   ``ours`` (the paper's Table 4 "Baseline (LDL)"), through the same mixin as ``ours``.
 """
@@ -41,17 +51,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from bench import Cost, Reference, register
 from bench.engine import batches
 from bench.estimator import positive_int, unit_interval
 from bench.pretrained import torchvision_network
+from bench.profiling import count_mflops
 from bench.teacher import TEACHER_PRESETS, LabelDistributionStudent
 from bench.transforms import check_images, normalize, to_input
 
 ENCODER_SIZE = 48
+#: the thresholds ``skip_threshold="auto"`` chooses from: 0.80, 0.81, ..., 0.99, near 1 where the
+#: contrastive loss (same pairs pulled to a cosine of 1, different ones below 0.5) separates them
+THRESHOLD_GRID = tuple(round(0.80 + 0.01 * i, 2) for i in range(20))
+#: the threshold ``"auto"`` falls back to without validation frames in order
+FALLBACK_THRESHOLD = 0.95
 
 
 class EmbeddingResNet(nn.Module):
@@ -100,14 +117,26 @@ class EMOClassifier(LabelDistributionStudent):
     Parameters (besides :class:`bench.EmotionClassifier`'s)
     --------------------------------------------------------
     skip_threshold : cosine similarity to the last processed frame from which a frame is skipped
-        (``None`` never skips). Lower values skip more; ``bench stream --thresholds`` measures the
+        (``None`` never skips), or ``"auto"``: chosen during ``fit`` on the validation frames
+        (see the module docstring). Lower values skip more; ``bench stream`` measures the
         trade-off.
+    max_skip_cost : with ``"auto"``, the validation accuracy (a fraction: 0.01 is one point)
+        skipping may cost against not skipping.
     blend : weight of the classifier against the personalised centroids (0 = centroids only).
     prior : pseudo-count of the global centroid in each personalised centroid (0 = K-means
         centroids as they are).
     skip_epochs : epochs of the Siamese encoder's contrastive training.
     ldl : train on the LDGN teacher's label distributions (``emo-ldl``; see
         :class:`bench.teacher.LabelDistributionStudent` for the teacher's parameters).
+
+    Attributes (besides the shared ones)
+    ------------------------------------
+    threshold_ : the skip threshold ``fit`` settled on (chosen, fallen back to, or given).
+    report_ : ``skip_threshold`` (= ``threshold_``), ``skip_threshold_source`` (``"validation"``,
+        ``"fallback"`` with ``skip_threshold_note`` saying why, or ``"parameter"``) and, when
+        chosen, ``val_frames``, ``val_skip_rate``, ``val_accuracy_no_skip``,
+        ``val_accuracy_skip``, ``val_accuracy_cost`` and ``val_curve`` (skip rate and accuracy
+        per threshold of the grid); then calibration and the last prediction's skip rate.
     """
 
     calibration = "unlabeled"
@@ -115,15 +144,18 @@ class EMOClassifier(LabelDistributionStudent):
     frame_skipping = True
 
     _parameter_constraints = {**LabelDistributionStudent._parameter_constraints,
-                              "skip_threshold": [Interval(Real, -1, 1, closed="both"), None],
+                              "skip_threshold": [Interval(Real, -1, 1, closed="both"),
+                                                 StrOptions({"auto"}), None],
+                              "max_skip_cost": [unit_interval()],
                               "blend": [unit_interval()],
                               "prior": [Interval(Real, 0, None, closed="left")],
                               "skip_epochs": [positive_int(0)]}
 
-    def __init__(self, *, skip_threshold=0.95, blend=0.5, prior=5.0, skip_epochs=5, ldl=False,
-                 **base):
+    def __init__(self, *, skip_threshold="auto", max_skip_cost=0.01, blend=0.5, prior=5.0,
+                 skip_epochs=5, ldl=False, **base):
         super().__init__(ldl=ldl, **base)
         self.skip_threshold = skip_threshold
+        self.max_skip_cost = max_skip_cost
         self.blend = blend
         self.prior = prior
         self.skip_epochs = skip_epochs
@@ -132,10 +164,13 @@ class EMOClassifier(LabelDistributionStudent):
         return EmbeddingResNet(n_classes, self.pretrained)
 
     # ------------------------------------------------------------------------------ training
-    def fit(self, X, y, groups=None, *, validation_data=None, teacher=None, sequences=None):
-        """Train the classifier (as every method), then the global centroids and the encoder.
-        ``sequences`` (or, without it, changes of subject or label in ``X``'s order) tell which
-        frames are neighbours for the encoder's training pairs."""
+    def fit(self, X, y, groups=None, *, validation_data=None, teacher=None, sequences=None,
+            validation_sequences=None):
+        """Train the classifier (as every method), then the global centroids and the encoder,
+        then (``skip_threshold="auto"``) choose the skip threshold on ``validation_data``, whose
+        frames are in order with sequence ids ``validation_sequences``. ``sequences`` (or,
+        without it, changes of subject or label in ``X``'s order) tell which frames are
+        neighbours for the encoder's training pairs."""
         X, y = check_images(X), np.asarray(y)
         super().fit(X, y, groups, validation_data=validation_data, teacher=teacher)
         device = self._device()
@@ -148,8 +183,61 @@ class EMOClassifier(LabelDistributionStudent):
         self.encoder_ = self._train_encoder(X, logits.argmax(1), labels, groups, seq, device)
         self.personal_centroids_ = {}
         self.skip_rate_, self.backbone_calls_ = 0.0, 0
-        self.report_ = {"calibrated_subjects": 0}
+        self.threshold_, selection = self._settle_threshold(validation_data, validation_sequences,
+                                                            device)
+        self.report_ = {**selection, "calibrated_subjects": 0}
         return self
+
+    def _settle_threshold(self, validation_data, validation_sequences, device):
+        """(threshold, what ``report_`` says about it): the parameter, or with ``"auto"`` the
+        choice on the validation frames (a fallback when there are none in order)."""
+        if self.skip_threshold != "auto":
+            return self.skip_threshold, {"skip_threshold": self.skip_threshold,
+                                         "skip_threshold_source": "parameter"}
+        if validation_data is None or not len(validation_data[0]):
+            why = "no validation data"
+        elif validation_sequences is None:
+            why = "no validation sequences (frames in order)"
+        else:
+            if len(validation_sequences) != len(validation_data[0]):
+                raise ValueError(f"validation_data has {len(validation_data[0])} images but "
+                                 f"validation_sequences has {len(validation_sequences)} entries")
+            return self.choose_threshold(validation_data[0], validation_data[1],
+                                         np.asarray(validation_sequences), device)
+        return FALLBACK_THRESHOLD, {"skip_threshold": FALLBACK_THRESHOLD,
+                                    "skip_threshold_source": "fallback",
+                                    "skip_threshold_note": f"{why}: the fixed "
+                                    f"{FALLBACK_THRESHOLD} instead of a choice"}
+
+    def choose_threshold(self, X, y, sequences, device=None) -> tuple[float | None, dict]:
+        """The lowest threshold of :data:`THRESHOLD_GRID` whose accuracy on ``(X, y)`` (frames
+        in order, ``sequences`` their sequence ids) is at most ``max_skip_cost`` below that
+        without skipping (``None`` when none is), and the evidence. The classifier alone
+        predicts: these subjects are not calibrated. Frames are embedded and encoded once."""
+        X, device = check_images(X), device or self._device()
+        _, logits = self._embed(X, device)
+        y = self._encode(np.asarray(y))
+        predicted = logits.argmax(1)
+        codes = self._codes(X, device)
+        no_skip = float((predicted == y).mean())
+        curve = {"threshold": [], "skip_rate": [], "accuracy": []}
+        chosen = None
+        for threshold in THRESHOLD_GRID:
+            skip = self._skips(codes, sequences, threshold)
+            # a skipped frame reuses the prediction of the last processed one before it
+            source = np.maximum.accumulate(np.where(skip, 0, np.arange(len(skip))))
+            accuracy = float((predicted[source] == y).mean())
+            for key, value in zip(curve, (threshold, float(skip.mean()), accuracy)):
+                curve[key].append(value)
+            if chosen is None and no_skip - accuracy <= self.max_skip_cost + 1e-9:
+                chosen = len(curve["threshold"]) - 1
+        skip_rate = 0.0 if chosen is None else curve["skip_rate"][chosen]
+        with_skip = no_skip if chosen is None else curve["accuracy"][chosen]
+        threshold = None if chosen is None else curve["threshold"][chosen]
+        return threshold, {"skip_threshold": threshold, "skip_threshold_source": "validation",
+                           "val_frames": len(X), "val_skip_rate": skip_rate,
+                           "val_accuracy_no_skip": no_skip, "val_accuracy_skip": with_skip,
+                           "val_accuracy_cost": no_skip - with_skip, "val_curve": curve}
 
     @staticmethod
     def _pairs(predicted, labels, groups, seq, rng):
@@ -248,8 +336,21 @@ class EMOClassifier(LabelDistributionStudent):
 
     # --------------------------------------------------------------------------- prediction
     def threshold(self) -> float | None:
-        """The skip threshold in use (for :mod:`bench.stream`)."""
+        """The skip threshold in use (for :mod:`bench.stream`): the one ``fit`` chose with
+        ``"auto"``, the parameter otherwise."""
+        if isinstance(self.skip_threshold, str):
+            check_is_fitted(self, "threshold_")
+            return self.threshold_
         return self.skip_threshold
+
+    def skip_costs(self) -> tuple[float, float]:
+        """(backbone, encoder) MFLOPs per frame, counted by fvcore as :mod:`bench.profiling`
+        counts them: the ResNet-18 at ``image_size`` (what a skipped frame saves) and the
+        Siamese encoder at its 48x48 grey input (what every frame costs while skipping)."""
+        check_is_fitted(self, "encoder_")
+        backbone, _ = count_mflops(self.network_, self.image_size)
+        encoder, _ = count_mflops(self.encoder_.net, ENCODER_SIZE, channels=1)
+        return backbone, encoder
 
     @torch.inference_mode()
     def _codes(self, X, device) -> np.ndarray:

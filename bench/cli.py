@@ -41,9 +41,11 @@ from .data import dataset_info, dataset_label, list_datasets, resolve_root
 from .device import configure_threads, resolve_device, usable_cpus
 from .engine import engine_options
 from .errors import BenchError
+from .estimator import MAX_SEED
 from .eyecrop import DETECTORS, EyeCropper
 from .files import atomic_write, check_writable, locked, merge_table, read_table
 from .leaderboard import write_all, write_curves, write_leaderboard
+from .plots import stream_png
 from .prepare import FACE_DATASETS, MUG_LAYOUT, ON_MISS, prepare_emug, prepare_eyes
 from .presets import PRESETS, get_preset
 from .profiling import machine_busy, profile
@@ -61,7 +63,9 @@ from .runner import (
     run_on_dask,
 )
 from .stream import COLUMNS as STREAM_COLUMNS
-from .stream import check_streaming, stream_benchmark
+from .stream import KEYS as STREAM_KEYS
+from .stream import SWEEP as STREAM_SWEEP
+from .stream import check_streaming, stream_benchmark, stream_summary
 
 DEFAULT_OUT = "leaderboards"
 
@@ -181,11 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(stream)
     stream.add_argument("--method", required=True, help="a method that skips frames (e.g. emo)")
     _training_args(stream)
-    stream.add_argument("--seed", type=number(int, low=0), default=0, help="the subject split (default 0)")
-    stream.add_argument("--thresholds", type=floats, help="comma-separated skip thresholds to compare "
-                        "(default: the method's own)")
+    splits = stream.add_mutually_exclusive_group()
+    splits.add_argument("--seeds", help="subject splits to replay, e.g. 0,1,2 or 0-4 (default: "
+                        "preset's)")
+    splits.add_argument("--seed", type=number(int, low=0, high=MAX_SEED),
+                        help="one subject split (the same as --seeds N)")
+    stream.add_argument("--thresholds", type=floats, help="comma-separated skip thresholds to sweep "
+                        f"(default: {','.join(f'{t:g}' for t in STREAM_SWEEP)}); the threshold the "
+                        "method chose on the validation subjects is always replayed too")
     stream.add_argument("--out", type=folder, default=DEFAULT_OUT,
-                        help=f"writes <out>/stream-<dataset>-<classes>.csv (default: {DEFAULT_OUT}/)")
+                        help="writes <out>/stream-<dataset>-<classes>.csv and .png (default: "
+                        f"{DEFAULT_OUT}/)")
 
     prof = sub.add_parser("profile", help="params, MFLOPs and latency of methods (no training)")
     prof.add_argument("--methods", help="comma-separated method names (default: all)")
@@ -438,18 +448,60 @@ def cmd_stream(args) -> int:
     names(args.method, list_methods(), "method")
     check_streaming(args.method)
     params = _method_params(args, [args.method])
-    spec = RunSpec(args.method, args.dataset, args.classes, args.seed, _root(args), args.preset,
-                   params[args.method], args.device)
-    path = check_writable(args.out) / f"stream-{args.dataset}-{args.classes}.csv"
-    existing = read_table(path, STREAM_COLUMNS)  # a damaged file is found before training
-    table = stream_benchmark(spec, args.thresholds, verbose=0 if args.quiet else 1)
-    merged = merge_table(existing, table, ["method"])
+    for threshold in args.thresholds or []:  # a threshold out of range fails before training
+        try:
+            get_estimator(args.method, skip_threshold=threshold).check_params()
+        except ValueError as err:
+            raise BenchError(f"--thresholds: {err}") from None
+    if args.seed is not None:
+        seeds = [args.seed]
+    else:
+        seeds = parse_seeds(args.seeds) if args.seeds else list(get_preset(args.preset).seeds)
+    out = check_writable(args.out)
+    path = out / f"stream-{args.dataset}-{args.classes}.csv"
+    # a damaged file is found before training (a table of an earlier layout is kept and merged)
+    existing = read_table(path, ["method", "threshold", "skip_rate"])
+    device = resolve_device(args.device)
+    busy = machine_busy() if device.type == "cpu" else None
+    if busy:
+        print(f"bench: warning: {busy}", file=sys.stderr)
+    tables = []
+    for seed in seeds:
+        spec = RunSpec(args.method, args.dataset, args.classes, seed, _root(args), args.preset,
+                       params[args.method], args.device)
+        tables.append(stream_benchmark(spec, args.thresholds, verbose=0 if args.quiet else 1))
+    table = pd.concat(tables, ignore_index=True)
+    merged = merge_table(_stream_table(existing), table, STREAM_KEYS)
     atomic_write(path, merged.to_csv(index=False, float_format="%.6g"))
-    print(f"Frame-by-frame replay of the test subjects' frames (batch 1, seed {args.seed}); fps "
-          f"and accuracy with skipping, and without it in the same run")
+    picture = stream_png(merged, f"{dataset_label(args.dataset, _root(args))}, {args.classes} "
+                         "classes")
+    png = path.with_suffix(".png")
+    if picture is not None:
+        atomic_write(png, picture)
+    print(f"Frame-by-frame replay of the test subjects' frames (batch 1, seed(s) "
+          f"{', '.join(map(str, seeds))}): accuracy, macro F1, fps and FLOP-counted speed-up with "
+          "skipping, and without it in the same run; chosen: the method's own threshold (with "
+          "skip_threshold=auto, chosen on the validation subjects)")
     print(table.to_markdown(index=False, floatfmt=".3f"))
-    print(f"wrote {path}")
+    print("\nAt the chosen threshold (cost: test accuracy points lost to skipping):")
+    print(stream_summary(table).to_markdown(index=False, floatfmt=".3f"))
+    print("note: wall-clock speed-ups (speedup) depend on the machine and its load; "
+          "flops_speedup is counted, not timed" + (f" ({busy})" if busy else ""))
+    print(f"wrote {path}" + (f" and {png}" if picture is not None else ""))
     return 0
+
+
+def _stream_table(existing: pd.DataFrame | None) -> pd.DataFrame | None:
+    """A stream table read back, ready to merge: columns of an earlier layout (no ``seed``) are
+    added empty, so its rows are kept rather than replaced, and seeds compare as integers."""
+    if existing is None:
+        return None
+    existing = existing.copy()
+    for column in STREAM_COLUMNS:
+        if column not in existing.columns:
+            existing[column] = float("nan")
+    existing["seed"] = pd.to_numeric(existing["seed"], errors="coerce").astype("Int64")
+    return existing
 
 
 #: a profile.csv row is replaced only by a measurement of the same network, size and device

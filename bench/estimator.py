@@ -14,8 +14,10 @@ declarations instead of knowing methods by name:
     for a neutral-face subtraction), ``"unlabeled"`` (each test subject's calibration images without
     labels, e.g. for clustering) or ``"labeled"`` (with labels, for few-shot personalisation).
 ``frame_order``
-    ``True`` when the method uses temporal order at prediction time; the protocol then passes the
-    test images in (subject, sequence, frame) order together with ``sequences=``.
+    ``True`` when the method uses temporal order; the protocol then passes the test images in
+    (subject, sequence, frame) order together with ``sequences=``, and ``fit`` gets the training
+    part's ``sequences=`` and the validation part's ``validation_sequences=`` (validation frames
+    in order, spaced like the test frames).
 ``needs_teacher``
     ``True`` when the method learns from a teacher network, or the name of its boolean parameter
     that turns this on (``"ldl"``); :meth:`~EmotionClassifier.uses_teacher` says whether this
@@ -25,9 +27,10 @@ declarations instead of knowing methods by name:
     one (see :mod:`bench.teacher`, :mod:`bench.runner`).
 ``frame_skipping``
     ``True`` when the method skips frames in a stream. It then has a ``skip_threshold``
-    parameter, ``threshold()`` (the threshold in effect) and ``stream(X, groups, sequences,
-    skip=True)`` (frame-by-frame prediction at batch 1), which sets ``skip_rate_``; ``bench
-    stream`` replays it (:mod:`bench.stream`).
+    parameter, ``threshold()`` (the threshold in effect), ``skip_costs()`` (the MFLOPs per frame
+    of the network a skipped frame saves and of what decides to skip) and ``stream(X, groups,
+    sequences, skip=True)`` (frame-by-frame prediction at batch 1), which sets ``skip_rate_``;
+    ``bench stream`` replays it (:mod:`bench.stream`).
 ``external_data``
     ``True`` when ``fit`` may read data beyond what it is given (pre-training on another
     dataset). ``fit`` then accepts ``exclude_subjects=``, and the protocol passes the split's
@@ -281,6 +284,11 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
 
     def stream(self, X, groups=None, sequences=None, skip=True) -> np.ndarray:
         """Predict frame by frame at batch 1 (methods that declare ``frame_skipping``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not skip frames")
+
+    def skip_costs(self) -> tuple[float, float]:
+        """(MFLOPs per frame a skipped frame saves, MFLOPs per frame of deciding to skip), for
+        methods that declare ``frame_skipping``."""
         raise NotImplementedError(f"{type(self).__name__} does not skip frames")
 
     def design_point(self) -> DesignPoint | None:

@@ -4,7 +4,10 @@
   the paper claims, with the Pareto front of each panel;
 * :func:`curves_png`: one method's training histories on a board (training loss, validation
   accuracy and macro F1 per epoch, the chosen epoch marked), the first thing to look at when a row
-  looks wrong.
+  looks wrong;
+* :func:`stream_png`: a frame-skipping method's ``bench stream`` table (accuracy and macro F1 with
+  and without skipping, FLOP-counted and wall-clock speed-up, against the skip threshold; the
+  thresholds chosen on the validation subjects marked).
 """
 
 from __future__ import annotations
@@ -110,5 +113,72 @@ def curves_png(records: list[dict], title: str) -> bytes:
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7, title="circle: chosen epoch", title_fontsize=7)
     fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def stream_png(table: pd.DataFrame, title: str) -> bytes | None:
+    """One row of two panels per method of a ``bench stream`` table: test accuracy and macro F1
+    with skipping (solid) and without (dashed) against the threshold, and the FLOP-counted and
+    wall-clock speed-ups, each the mean over seeds at the thresholds every seed replayed (skip
+    rates written beside the FLOP points); the thresholds each seed chose on its validation
+    subjects are stars on a dotted line (a seed whose choice was not to skip is named in a
+    note). ``None`` when no row has a threshold."""
+    rows = table.dropna(subset=["seed"]).copy()
+    numbers = [c for c in rows.columns if c not in ("method", "chosen")]
+    rows[numbers] = rows[numbers].apply(pd.to_numeric, errors="coerce")
+    rows["chosen"] = rows["chosen"].astype(object).fillna(False).astype(str).str.lower() == "true"
+    # a chosen row without a threshold: no threshold met the validation budget (no skipping)
+    declined = rows[rows["chosen"] & rows["threshold"].isna()]
+    rows = rows.dropna(subset=["threshold"])
+    if rows.empty:
+        return None
+    methods = list(dict.fromkeys(rows["method"]))
+    fig, axes = plt.subplots(len(methods), 2, figsize=(12, 4.4 * len(methods)), dpi=100,
+                             squeeze=False)
+    for (left, right), method in zip(axes, methods):
+        mine = rows[rows["method"] == method]
+        seeds = mine["seed"].nunique()
+        common = mine.groupby("threshold")["seed"].nunique()
+        curve = (mine[mine["threshold"].isin(common[common == seeds].index)]
+                 .groupby("threshold").mean(numeric_only=True).reset_index())
+        chosen = mine[mine["chosen"]]
+        x = curve["threshold"].to_numpy(dtype=float)
+        for column, colour, label in (("accuracy", "tab:blue", "accuracy"),
+                                      ("macro_f1", "tab:orange", "macro F1")):
+            left.plot(x, curve[column] * 100, marker="o", color=colour,
+                      label=f"{label}, skipping")
+            left.axhline(mine[f"{column}_no_skip"].mean() * 100, color=colour, linestyle="--",
+                         linewidth=1, label=f"{label}, no skipping")
+            left.plot(chosen["threshold"], chosen[column] * 100, "*", color=colour,
+                      markersize=14, markeredgecolor="black")
+        right.plot(x, curve["flops_speedup"], marker="o", color="tab:green",
+                   label="FLOP-counted")
+        right.plot(x, curve["speedup"], marker="s", linestyle="--", color="tab:purple",
+                   label="wall-clock (depends on machine load)")
+        for xi, yi, rate in zip(x, curve["flops_speedup"], curve["skip_rate"]):
+            right.annotate(f"{rate:.0%}", (xi, yi), textcoords="offset points", xytext=(0, 6),
+                           fontsize=7, ha="center")
+        right.plot(chosen["threshold"], chosen["flops_speedup"], "*", color="tab:green",
+                   markersize=14, markeredgecolor="black")
+        right.plot(chosen["threshold"], chosen["speedup"], "*", color="tab:purple",
+                   markersize=14, markeredgecolor="black")
+        right.axhline(1.0, color="0.5", linewidth=1)
+        for ax in (left, right):
+            for threshold in chosen["threshold"]:
+                ax.axvline(threshold, color="0.4", linestyle=":", linewidth=1)
+            ax.set_xlabel("skip threshold (cosine to the last processed frame)")
+            ax.grid(True, alpha=0.3)
+        left.set_ylabel("test %, mean over seeds")
+        none = declined[declined["method"] == method]["seed"]
+        note = ("\nno threshold met the validation budget (no skipping) for seed(s) "
+                + ", ".join(f"{s:g}" for s in sorted(none))) if len(none) else ""
+        left.set_title(f"{method}: accuracy and macro F1 ({seeds} seed(s); star: chosen on "
+                       f"validation){note}", fontsize=10)
+        right.set_ylabel("speed-up over no skipping (x)")
+        right.set_title(f"{method}: speed-up (labels: skip rate)", fontsize=10)
+        left.legend(fontsize=7, loc="best")
+        right.legend(fontsize=7, loc="best")
+    fig.suptitle(f"Frame skipping: {title}", fontsize=11)
     fig.tight_layout()
     return _png(fig)

@@ -7,14 +7,16 @@ collected by the caller; :mod:`bench.runner` plans and runs grids of them (``ben
 What a run does, for every method alike (:func:`train_on_split` does steps 1-4):
 
 1. load the dataset and split it by subject for this seed (:mod:`bench.splits`), keeping at most
-   the preset's ``train_frames`` evenly spaced frames of each training and validation sequence;
+   the preset's ``train_frames`` evenly spaced frames of each training and validation sequence
+   (for methods that declare ``frame_order``, validation sequences are thinned like test ones,
+   :func:`validation_frames`);
 2. set aside each test subject's calibration images, which no method is scored on, keep at most
    the preset's ``test_frames`` evenly spaced frames of each remaining test sequence, and, with
    ``label_noise``, replace that fraction of the training labels by other classes;
 3. ``fit`` on the training split, choosing the best epoch on the validation split; methods that
-   declare ``frame_order`` also get ``sequences``, and methods that declare ``needs_teacher``
-   learn from a fitted teacher (:func:`fit_teacher`; a grid trains it once per split, as a task
-   of its own, for all of them);
+   declare ``frame_order`` also get ``sequences`` and ``validation_sequences``, and methods that
+   declare ``needs_teacher`` learn from a fitted teacher (:func:`fit_teacher`; a grid trains it
+   once per split, as a task of its own, for all of them);
 4. score the model before calibration (personalised methods only), then ``calibrate`` it with what
    the method declares it needs (``calibration``);
 5. ``predict`` the remaining test images (in frame order, with ``sequences=`` for frame-order
@@ -151,11 +153,13 @@ def fit_keys(spec: RunSpec, estimator: EmotionClassifier | None = None
     return _fit_key(est, spec, shape, train[1]), teacher
 
 
-def fit_teacher(spec: RunSpec, estimator: EmotionClassifier | None = None) -> Fit:
+def fit_teacher(spec: RunSpec, estimator: EmotionClassifier | None = None, *,
+                whole_test: bool = False) -> Fit:
     """Train the teacher of ``spec``'s method on ``spec``'s split. The held-out subjects (the
     split's validation and test subjects) never reach it, pre-training on another dataset
-    included."""
-    run, train, fit_args = _prepared(spec, estimator, 0, whole_test=False)
+    included. Its validation frames are spaced by its own declaration, not its student's, so
+    one teacher fit serves every student of the split."""
+    run, train, fit_args = _prepared(spec, estimator, 0, whole_test=whole_test, teacher=True)
     teacher = run.estimator.make_teacher()
     start = time.perf_counter()
     teacher.fit(*train, validation_data=fit_args["validation_data"],
@@ -164,13 +168,15 @@ def fit_teacher(spec: RunSpec, estimator: EmotionClassifier | None = None) -> Fi
 
 
 def fit_run(spec: RunSpec, estimator: EmotionClassifier | None = None, *,
-            teacher: Fit | None = None, verbose: int = 0) -> Fit:
+            teacher: Fit | None = None, verbose: int = 0, whole_test: bool = False) -> Fit:
     """Step 3 of a run: fit its estimator on its split. A method that needs a teacher learns
-    from ``teacher`` (a :func:`fit_teacher` of the same split), or from one trained here."""
-    run, train, fit_args = _prepared(spec, estimator, verbose, whole_test=False)
+    from ``teacher`` (a :func:`fit_teacher` of the same split), or from one trained here.
+    ``whole_test`` is :func:`train_on_split`'s (it spaces a frame-order method's validation)."""
+    run, train, fit_args = _prepared(spec, estimator, verbose, whole_test=whole_test)
     est = run.estimator
     if est.uses_teacher():
-        fit_args["teacher"] = (teacher or fit_teacher(spec, estimator)).estimator
+        fit_args["teacher"] = (teacher or fit_teacher(spec, estimator,
+                                                      whole_test=whole_test)).estimator
     if type(est).external_data:
         fit_args["exclude_subjects"] = held_out_subjects(run)
     start = time.perf_counter()
@@ -181,7 +187,9 @@ def fit_run(spec: RunSpec, estimator: EmotionClassifier | None = None, *,
 def _fit_key(estimator: EmotionClassifier, spec: RunSpec, image_shape: tuple, y_train) -> tuple:
     """Identifies a fit: the estimator's class and the settings that matter for these training
     labels (:meth:`~bench.EmotionClassifier.fit_signature`), and the data (split and the stored
-    image shape, since methods of other input sizes load the images at other sizes)."""
+    image shape, since methods of other input sizes load the images at other sizes). The declared
+    ``frame_order`` also fixes how the validation frames are spaced (:func:`validation_frames`;
+    keys are made without ``whole_test``)."""
     settings = {k: v for k, v in estimator.fit_signature(np.asarray(y_train)).items()
                 if k != "verbose"}
     cls = type(estimator)
@@ -231,10 +239,21 @@ class TrainedRun:
         return self.dataset.images[idx], labels, None if groups is None else groups[idx]
 
     def order_args(self, name: str) -> dict:
-        """``{"sequences": ...}`` for methods that declare ``frame_order``, else ``{}``."""
+        """``{"sequences": ...}`` of a split part for methods that declare ``frame_order``
+        (``None`` for a dataset without sequences), else ``{}``."""
         if not type(self.estimator).frame_order:
             return {}
-        return {"sequences": self.dataset.sequences[getattr(self.split, name)]}
+        sequences = self.dataset.sequences
+        return {"sequences": None if sequences is None
+                else sequences[getattr(self.split, name)]}
+
+    def fit_order_args(self) -> dict:
+        """What ``fit`` gets besides the images for methods that declare ``frame_order``: the
+        training part's ``sequences`` and the validation part's ``validation_sequences``."""
+        args = self.order_args("train")
+        if args and len(self.split.val):
+            args["validation_sequences"] = self.order_args("val")["sequences"]
+        return args
 
 
 def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None, verbose: int = 0,
@@ -246,11 +265,13 @@ def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
     of that model is calibrated and scored, and ``reused`` says whether another run trained it.
 
     ``whole_test`` keeps every test frame even when the preset scores a subset (streaming needs
-    the full sequences)."""
+    the full sequences), and every validation frame of a frame-order method
+    (:func:`validation_frames`); ``fitted`` must then come from a fit with ``whole_test`` too
+    (:func:`fit_keys` plans fits without it)."""
     run, _, _ = _prepared(spec, estimator, verbose, whole_test)
     run.params = run.estimator.get_params()
     if fitted is None:
-        fitted = fit_run(spec, estimator, teacher=teacher, verbose=verbose)
+        fitted = fit_run(spec, estimator, teacher=teacher, verbose=verbose, whole_test=whole_test)
         run.estimator = fitted.estimator
     else:  # a copy: one fit may serve several runs, and calibration (or prediction state)
         # changes it
@@ -262,16 +283,30 @@ def train_on_split(spec: RunSpec, *, estimator: EmotionClassifier | None = None,
     return run
 
 
+def validation_frames(preset, frame_order: bool, whole_test: bool) -> int | None:
+    """At most how many evenly spaced frames of each validation sequence a method gets: the
+    training rule (``train_frames``), except for methods that declare ``frame_order``, whose
+    validation frames are thinned like the test frames (``test_frames``, or all of them with
+    ``whole_test``): what such a method learns from validation in frame order (EMO's skip
+    threshold) must see the gaps between frames it will meet at test time."""
+    if not frame_order:
+        return preset.train_frames
+    return None if whole_test else preset.test_frames
+
+
 def _prepared(spec: RunSpec, estimator: EmotionClassifier | None, verbose: int,
-              whole_test: bool) -> tuple[TrainedRun, tuple, dict]:
-    """Steps 1-2: the estimator, dataset and split of a run; its training data and fit args."""
+              whole_test: bool, teacher: bool = False) -> tuple[TrainedRun, tuple, dict]:
+    """Steps 1-2: the estimator, dataset and split of a run; its training data and fit args
+    (with ``teacher``, the validation frames are spaced for the estimator's teacher)."""
     est = build_estimator(spec, estimator, verbose=verbose)
     dataset = dataset_for(spec, est.image_size)
     est.set_params(classes=list(dataset.class_names))
     split = make_split(dataset, spec.seed, dataset_info(spec.dataset).split, spec.calibration_share)
     preset = get_preset(spec.preset)
+    spaced = est.make_teacher() if teacher else est
+    val_frames = validation_frames(preset, type(spaced).frame_order, whole_test)
     split = replace(split, train=thin_sequences(dataset, split.train, preset.train_frames),
-                    val=thin_sequences(dataset, split.val, preset.train_frames))
+                    val=thin_sequences(dataset, split.val, val_frames))
     if not whole_test:  # after calibration was set aside, so calibration is the same either way
         split = replace(split, test=thin_sequences(dataset, split.test, preset.test_frames))
     run = TrainedRun(spec, est, dataset, split, 0.0, False)
@@ -280,7 +315,7 @@ def _prepared(spec: RunSpec, estimator: EmotionClassifier | None, verbose: int,
                                     spec.label_noise, spec.seed)
     train = run.part("train")
     fit_args = {"validation_data": run.part("val") if len(split.val) else None,
-                **run.order_args("train")}
+                **run.fit_order_args()}
     return run, train, fit_args
 
 

@@ -104,10 +104,15 @@ def declaration_problems(cls: type[EmotionClassifier]) -> list[str]:
     if need and (not _overrides(cls, "make_teacher") or not _accepts(cls.fit, "teacher")):
         problems.append("needs_teacher is declared, so it needs make_teacher() and "
                         "fit(..., teacher=...)")
-    if cls.frame_skipping and (not _overrides(cls, "stream") or not _overrides(cls, "threshold")
+    if cls.frame_order is True and not all(_accepts(cls.fit, a) for a in ("sequences",
+                                                                         "validation_sequences")):
+        problems.append("frame_order is declared, so fit() must accept sequences= and "
+                        "validation_sequences=")
+    if cls.frame_skipping and (not all(_overrides(cls, m) for m in ("stream", "threshold",
+                                                                     "skip_costs"))
                                or "skip_threshold" not in params):
-        problems.append("frame_skipping is declared, so it needs stream(), threshold() and a "
-                        "skip_threshold parameter")
+        problems.append("frame_skipping is declared, so it needs stream(), threshold(), "
+                        "skip_costs() and a skip_threshold parameter")
     if cls.external_data and not _accepts(cls.fit, "exclude_subjects"):
         problems.append("external_data is declared, so fit() must accept exclude_subjects=")
     prefix = cls.pretrain_param

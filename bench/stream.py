@@ -1,27 +1,44 @@
-"""Streaming replay for methods that skip frames: frames per second and accuracy, with and without
-skipping, measured in the same run.
+"""Streaming replay for methods that skip frames: accuracy, macro F1, frames per second and
+FLOP-counted speed-up, with and without skipping, measured in the same run.
 
 A method supports streaming when it declares ``frame_skipping``: it then has ``stream(X, groups,
-sequences, skip=True)`` (predict frame by frame at batch 1, as a headset would), a
-``skip_threshold`` parameter and ``threshold()`` (the threshold in effect, e.g. one chosen during
-``fit``), checked when it is registered. The method is trained
-and calibrated on a split exactly as in :func:`bench.protocol.run_one`; then each test subject's
-frames are replayed in (sequence, frame) order once without skipping and once per threshold.
+sequences, skip=True)`` (predict frame by frame at batch 1, as a headset would, setting
+``skip_rate_``), a ``skip_threshold`` parameter, ``threshold()`` (the threshold in effect, e.g.
+one chosen during ``fit`` on the validation subjects) and ``skip_costs()``, the MFLOPs per frame
+of the network a skipped frame saves (``B``) and of what decides to skip (``E``, run on every
+frame while skipping), all checked when it is registered. The method is trained and calibrated on
+a split as in :func:`bench.protocol.run_one`, but with every test frame
+(``whole_test``); then each test subject's frames are replayed in (sequence, frame) order once
+without skipping and once per threshold: the sweep (``thresholds``, default :data:`SWEEP`) and
+the method's own threshold (the row marked ``chosen``).
+
+``flops_speedup`` is counted, not timed: of ``N`` frames of which the backbone ran on ``calls =
+(1 - skip_rate) N``, it is ``N B / (calls B + N E)`` (``E`` counted only while skipping is on).
+``speedup`` is the wall-clock ratio of frames per second, which depends on the machine and on
+what else runs on it. A method whose ``report_`` has ``val_accuracy_cost`` (what skipping cost on
+the validation subjects when its threshold was chosen) gets it in its chosen row.
 """
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score
 
 from .errors import BenchError
+from .metrics import classification_metrics
 from .protocol import RunSpec, train_on_split
 from .registry import list_methods, method_info
 
-COLUMNS = ["method", "threshold", "skip_rate", "fps", "fps_no_skip", "speedup", "accuracy",
-           "accuracy_no_skip"]
+COLUMNS = ["method", "seed", "threshold", "chosen", "skip_rate", "accuracy", "accuracy_no_skip",
+           "macro_f1", "macro_f1_no_skip", "fps", "fps_no_skip", "speedup", "flops_speedup",
+           "val_accuracy_cost"]
+#: a table row is replaced only by a measurement of the same method and seed (a run's sweep
+#: replaces that seed's whole curve; other seeds and methods are kept)
+KEYS = ["method", "seed"]
+#: thresholds replayed when none are given
+SWEEP = (0.80, 0.85, 0.90, 0.93, 0.95, 0.97, 0.99)
 
 
 def streaming_methods() -> list[str]:
@@ -34,31 +51,79 @@ def check_streaming(method: str) -> None:
                          f"methods that do: {', '.join(streaming_methods()) or 'none'}")
 
 
-def _replay(est, X, y, groups, sequences, skip: bool) -> tuple[float, float, float]:
-    """(frames per second, accuracy, skip rate) of one frame-by-frame pass."""
+def flops_speedup(skip_rate: float, backbone: float, encoder: float, skipping: bool = True) -> float:
+    """``N B / (calls B + N E)`` with ``calls = (1 - skip_rate) N``: the FLOP-counted speed-up
+    of skipping, the encoder's cost included while ``skipping``."""
+    return backbone / ((1 - skip_rate) * backbone + (encoder if skipping else 0.0))
+
+
+def _replay(est, X, y, groups, sequences, classes, skip: bool) -> dict:
+    """Frames per second, accuracy, macro F1 and skip rate of one frame-by-frame pass."""
     start = time.perf_counter()
     labels = est.stream(X, groups, sequences, skip=skip)
     seconds = time.perf_counter() - start
-    return len(X) / seconds, float(accuracy_score(y, labels)), float(est.skip_rate_)
+    scores = classification_metrics(y, labels, classes)
+    return {"fps": len(X) / seconds, "accuracy": scores["accuracy"],
+            "macro_f1": scores["macro_f1"], "skip_rate": float(est.skip_rate_)}
 
 
 def stream_benchmark(spec: RunSpec, thresholds=None, verbose: int = 0) -> pd.DataFrame:
-    """Train ``spec.method`` on its split, then replay the test frames; one row per threshold
-    (default: the one the method uses), with the no-skip pass measured in the same run."""
+    """Train ``spec.method`` on its split, then replay the test frames; one row per threshold of
+    the sweep (``thresholds``, default :data:`SWEEP`) and one for the method's own threshold
+    (``chosen``; the same row when the sweep holds it), with the no-skip pass measured once in the
+    same run."""
     check_streaming(spec.method)
     run = train_on_split(spec, verbose=verbose, score_uncalibrated=False, whole_test=True)
     est = run.estimator
     X, y, groups = run.part("test")
-    sequences = run.dataset.sequences[run.split.test]
+    sequences = run.dataset.sequences[run.split.test] if run.dataset.sequences is not None \
+        else None
+    classes = run.dataset.class_names
+    own_param, own = est.get_params()["skip_threshold"], est.threshold()
+    backbone, encoder = est.skip_costs()
+    val_cost = (getattr(est, "report_", None) or {}).get("val_accuracy_cost")
     warm = min(len(X), 8)
-    est.stream(X[:warm], groups[:warm] if groups is not None else None, sequences[:warm])
-    fps_plain, acc_plain, _ = _replay(est, X, y, groups, sequences, skip=False)
+    est.stream(X[:warm], groups[:warm] if groups is not None else None,
+               sequences[:warm] if sequences is not None else None)
+    plain = _replay(est, X, y, groups, sequences, classes, skip=False)
+    sweep = [float(t) for t in (SWEEP if thresholds is None else thresholds)]
+    chosen_in_sweep = own is not None and any(np.isclose(t, own) for t in sweep)
+    replays = [(t, chosen_in_sweep and bool(np.isclose(t, own))) for t in sweep]
+    if not chosen_in_sweep:
+        replays.append((own, True))
     rows = []
-    for threshold in thresholds or [None]:
-        if threshold is not None:
-            est.set_params(skip_threshold=threshold)
-        fps, acc, skip_rate = _replay(est, X, y, groups, sequences, skip=True)
-        rows.append({"method": spec.method, "threshold": est.threshold(), "skip_rate": skip_rate,
-                     "fps": fps, "fps_no_skip": fps_plain, "speedup": fps / fps_plain,
-                     "accuracy": acc, "accuracy_no_skip": acc_plain})
+    for threshold, chosen in sorted(replays, key=lambda r: (r[0] is None, r[0] or 0.0)):
+        est.set_params(skip_threshold=own_param if chosen else threshold)
+        scores = _replay(est, X, y, groups, sequences, classes, skip=True)
+        skipping = est.threshold() is not None and sequences is not None
+        rows.append({"method": spec.method, "seed": spec.seed, "threshold": est.threshold(),
+                     "chosen": chosen, "skip_rate": scores["skip_rate"],
+                     "accuracy": scores["accuracy"], "accuracy_no_skip": plain["accuracy"],
+                     "macro_f1": scores["macro_f1"], "macro_f1_no_skip": plain["macro_f1"],
+                     "fps": scores["fps"], "fps_no_skip": plain["fps"],
+                     "speedup": scores["fps"] / plain["fps"],
+                     "flops_speedup": flops_speedup(scores["skip_rate"], backbone, encoder,
+                                                    skipping),
+                     "val_accuracy_cost": val_cost if chosen else None})
+    est.set_params(skip_threshold=own_param)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def stream_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The chosen rows of ``table``, one per (method, seed), then each method's mean over seeds
+    (``seed`` "mean", no threshold since each seed chose its own): accuracy with and without
+    skipping, its cost in points, and the wall-clock and FLOP-counted speed-ups."""
+    chosen = table[table["chosen"].astype(bool)]
+    rows = chosen[["method", "seed", "threshold", "skip_rate", "accuracy", "accuracy_no_skip",
+                   "speedup", "flops_speedup"]].copy()
+    rows["cost_points"] = 100 * (rows["accuracy_no_skip"] - rows["accuracy"])
+    rows["seed"] = rows["seed"].astype(object)
+    rows["threshold"] = ["none (no skipping)" if pd.isna(t) else f"{t:.2f}"
+                         for t in rows["threshold"]]
+    means = []
+    for method, mine in rows.groupby("method", sort=False):
+        if len(mine) > 1:
+            means.append({"method": method, "seed": "mean", "threshold": "",
+                          **mine.drop(columns=["method", "seed", "threshold"]).mean()})
+    return pd.concat([rows, pd.DataFrame(means)], ignore_index=True) if means else \
+        rows.reset_index(drop=True)

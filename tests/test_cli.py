@@ -174,17 +174,65 @@ def test_param_no_selected_method_has_is_refused(capsys):
     assert code == 2 and "no selected method has parameter(s) teacher_pretrain_root" in err
 
 
-def test_stream_writes_fps_and_accuracy_with_and_without_skipping(capsys, tmp_path):
+@pytest.fixture
+def small_stream(monkeypatch):
+    """``bench stream`` on 10 synthetic subjects of 12 frames (every test frame is replayed)."""
+    import functools
+
+    from bench.protocol import RunSpec
+
+    monkeypatch.setattr("bench.cli.RunSpec", functools.partial(
+        RunSpec, dataset_options={"n_subjects": 10, "frames": 12}))
+
+
+def test_stream_writes_the_curve_and_the_chosen_threshold_of_each_seed(capsys, tmp_path,
+                                                                       small_stream):
+    from baselines.emo import ENCODER_SIZE, EmbeddingResNet, SkipEncoder
+    from bench.profiling import count_mflops
+
+    from .test_plots import is_a_picture
+
     args = ["stream", "--method", "emo", "--preset", "smoke", "--epochs", "1", "--out",
-            str(tmp_path), "--quiet", "--thresholds", "0.5,0.99"]
+            str(tmp_path), "--quiet", "--thresholds", "0.5,0.99", "--seeds", "0,1"]
     code, out, _ = run_cli(capsys, *args)
-    assert code == 0 and "speedup" in out
+    assert code == 0 and "speedup" in out and "At the chosen threshold" in out
+    assert "depend on the machine and its load" in out and "| mean" in out
     table = pd.read_csv(tmp_path / "stream-synthetic-4.csv")
-    assert list(table.columns) == ["method", "threshold", "skip_rate", "fps", "fps_no_skip",
-                                   "speedup", "accuracy", "accuracy_no_skip"]
-    assert list(table["threshold"]) == [0.5, 0.99] and (table["fps"] > 0).all()
-    assert table["skip_rate"][0] >= table["skip_rate"][1]
-    assert (table["fps_no_skip"] == table["fps_no_skip"][0]).all()  # one no-skip pass per run
+    assert list(table.columns) == ["method", "seed", "threshold", "chosen", "skip_rate", "accuracy",
+                                   "accuracy_no_skip", "macro_f1", "macro_f1_no_skip", "fps",
+                                   "fps_no_skip", "speedup", "flops_speedup", "val_accuracy_cost"]
+    assert table.groupby("seed")["chosen"].sum().to_dict() == {0: 1, 1: 1}
+    chosen = table[table["chosen"]]
+    # within emo's default budget of one point of validation accuracy
+    assert chosen["val_accuracy_cost"].notna().all() and (chosen["val_accuracy_cost"] <= 0.01 + 1e-9).all()
+    for _, mine in table.groupby("seed"):
+        assert {0.5, 0.99} <= set(mine["threshold"]) and (mine["fps"] > 0).all()
+        assert (mine["fps_no_skip"] == mine["fps_no_skip"].iloc[0]).all()  # one no-skip pass
+        assert mine.set_index("threshold")["skip_rate"][0.5] >= \
+            mine.set_index("threshold")["skip_rate"][0.99]
+    # FLOP-counted speed-up: N B / (calls B + N E), from fvcore's counts of the two networks
+    backbone = count_mflops(EmbeddingResNet(4), 32)[0]
+    encoder = count_mflops(SkipEncoder().net, ENCODER_SIZE, channels=1)[0]
+    skipping = table["threshold"].notna()
+    expected = backbone / ((1 - table["skip_rate"]) * backbone + encoder * skipping)
+    assert table["flops_speedup"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-4)
+    is_a_picture(tmp_path / "stream-synthetic-4.png", (1000, 350))
+    # a rerun of seed 1 replaces that seed's rows and keeps seed 0's
+    code, _, _ = run_cli(capsys, *args[:-1], "1")
+    again = pd.read_csv(tmp_path / "stream-synthetic-4.csv")
+    assert code == 0 and len(again) == len(table) and again.groupby("seed")["chosen"].sum().tolist() == [1, 1]
+
+
+def test_stream_keeps_the_rows_of_an_earlier_table_layout(capsys, tmp_path, small_stream):
+    (tmp_path / "stream-synthetic-4.csv").write_text(
+        "method,threshold,skip_rate,fps,fps_no_skip,speedup,accuracy,accuracy_no_skip\n"
+        "emo,0.95,0.68,237.2,81.8,2.9,0.62,0.63\n")
+    code, _, _ = run_cli(capsys, "stream", "--method", "emo", "--preset", "smoke", "--epochs",
+                         "1", "--out", str(tmp_path), "--quiet", "--thresholds", "0.9",
+                         "--seed", "0")
+    table = pd.read_csv(tmp_path / "stream-synthetic-4.csv")
+    assert code == 0 and table["seed"].isna().sum() == 1 and (table["seed"] == 0).sum() >= 1
+    assert 237.2 in set(table["fps"])
 
 
 def test_stream_refuses_a_method_that_does_not_skip_frames(capsys):
@@ -198,6 +246,12 @@ def test_stream_refuses_malformed_thresholds(capsys):
         main(["stream", "--method", "emo", "--thresholds", "high"])
     assert exit_.value.code == 2
     assert "'high' is not a list of numbers" in capsys.readouterr().err
+    code, _, err = run_cli(capsys, "stream", "--method", "emo", "--preset", "smoke",
+                           "--thresholds", "0.9,1.5")
+    assert code == 2 and "--thresholds" in err and "skip_threshold" in err
+    with pytest.raises(SystemExit):
+        main(["stream", "--method", "emo", "--seed", "0", "--seeds", "0,1"])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_label_noise_runs_get_a_board_of_their_own(capsys, tmp_path):

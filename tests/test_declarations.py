@@ -25,7 +25,9 @@ def _subclass(**declarations):
     ({"frame_order": "yes"}, "frame_order must be True or False"),
     ({"needs_teacher": True}, "needs make_teacher()"),
     ({"needs_teacher": "ldl"}, "'ldl', which is not one of its parameters"),
-    ({"frame_skipping": True}, "needs stream(), threshold() and a skip_threshold parameter"),
+    ({"frame_skipping": True}, "needs stream(), threshold(), skip_costs() and a skip_threshold "
+     "parameter"),
+    ({"frame_order": True}, "fit() must accept sequences= and validation_sequences="),
     ({"external_data": True}, "fit() must accept exclude_subjects="),
     ({"design_points": (DesignPoint(64, "why", requires="gem"),)}, "requires 'gem'"),
     ({"design_points": (64,)}, "must hold DesignPoint"),

@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 
 from baselines import EMOClassifier, EyemotionClassifier
-from baselines.emo import infer_sequences
+from baselines.emo import FALLBACK_THRESHOLD, THRESHOLD_GRID, infer_sequences
 from baselines.eyemotion import subtract_neutral
-from bench import EmotionClassifier, RunSpec, run_one
+from bench import EmotionClassifier, RunSpec, list_methods, run_one
 from bench.leaderboard import render_personalisation
+from bench.protocol import fit_run, fit_teacher, train_on_split
+from bench.stream import streaming_methods
+from bench.testing import check_parameters, small_estimator
 
 from .conftest import TINY
 
@@ -161,8 +164,129 @@ def test_encoder_pairs_say_whether_the_prediction_changes():
     assert same.sum() > 0 and (same == 0).sum() > 0
 
 
+def test_skip_threshold_and_max_skip_cost_are_checked():
+    for good in ({"skip_threshold": "auto"}, {"skip_threshold": None}, {"skip_threshold": 0.9},
+                 {"max_skip_cost": 0}, {"max_skip_cost": 1}):
+        EMOClassifier(**good).check_params()
+    for bad in ({"skip_threshold": "sometimes"}, {"skip_threshold": 1.5}, {"max_skip_cost": -0.1},
+                {"max_skip_cost": 1.5}, {"max_skip_cost": "1 point"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            EMOClassifier(**bad).check_params()
+    assert EMOClassifier().skip_threshold == "auto" and EMOClassifier().max_skip_cost == 0.01
+    for name in list_methods():  # every parameter of every method still has its constraint
+        check_parameters(small_estimator(name))
+
+
+def test_auto_falls_back_without_validation_frames_in_order(emo, tiny_synthetic):
+    # the fixture was fitted without validation data
+    assert emo.threshold_ == FALLBACK_THRESHOLD == 0.95
+    assert emo.report_["skip_threshold_source"] == "fallback"
+    assert "no validation data" in emo.report_["skip_threshold_note"]
+    d = tiny_synthetic
+    val = np.isin(d.subjects, np.unique(d.subjects)[:2])
+    est = EMOClassifier(**TINY, skip_epochs=1).fit(
+        d.images[~val], d.label_names[~val], d.subjects[~val], sequences=d.sequences[~val],
+        validation_data=(d.images[val], d.label_names[val], d.subjects[val]))
+    assert est.threshold() == FALLBACK_THRESHOLD and "val_skip_rate" not in est.report_
+    assert "no validation sequences" in est.report_["skip_threshold_note"]
+    with pytest.raises(ValueError, match="validation_sequences has 3 entries"):
+        est._settle_threshold((d.images[val], d.label_names[val]), d.sequences[:3], "cpu")
+    given = EMOClassifier(**TINY, skip_threshold=0.9)
+    given.threshold_, report = given._settle_threshold(None, None, "cpu")
+    assert given.threshold() == given.threshold_ == 0.9 and report["skip_threshold_source"] == "parameter"
+
+
+def test_the_lowest_threshold_within_the_cost_is_chosen(emo, tiny_synthetic):
+    d = tiny_synthetic
+    frames = np.isin(d.subjects, np.unique(d.subjects)[:3])
+    X, y, seq = d.images[frames], d.label_names[frames], d.sequences[frames]
+    try:
+        threshold, report = emo.set_params(max_skip_cost=1.0).choose_threshold(X, y, seq)
+        assert threshold == THRESHOLD_GRID[0] == 0.80  # any cost allowed: the one skipping most
+        threshold, report = emo.set_params(max_skip_cost=0.0).choose_threshold(X, y, seq)
+        curve = report["val_curve"]
+        assert curve["threshold"] == list(THRESHOLD_GRID) and report["val_frames"] == len(X)
+        no_skip = report["val_accuracy_no_skip"]
+        costs = [no_skip - a for a in curve["accuracy"]]
+        if threshold is None:
+            assert all(c > 0 for c in costs) and report["val_skip_rate"] == 0
+        else:
+            k = curve["threshold"].index(threshold)
+            assert costs[k] <= 1e-9 and all(c > 1e-9 for c in costs[:k])
+        # each point of the curve is what predicting in order with that threshold gives (the
+        # classifier alone: no groups, so no subject's centroids)
+        for k in (0, len(THRESHOLD_GRID) - 1):
+            emo.set_params(skip_threshold=THRESHOLD_GRID[k])
+            predicted = emo.predict(X, sequences=seq)
+            assert np.mean(predicted == y) == pytest.approx(curve["accuracy"][k])
+            assert emo.skip_rate_ == pytest.approx(curve["skip_rate"][k])
+            emo.set_params(skip_threshold=None)
+            assert np.mean(emo.predict(X) == y) == pytest.approx(no_skip)
+    finally:
+        emo.set_params(max_skip_cost=0.01, skip_threshold=0.95)
+
+
+def test_skip_costs_are_fvcores_counts_of_backbone_and_encoder(emo):
+    import copy
+
+    backbone, encoder = emo.skip_costs()
+    assert encoder == pytest.approx((24 * 24 * 16 + 12 * 12 * 32 * 16 + 6 * 6 * 64 * 32) * 9 / 1e6)
+    assert 0 < backbone < 1818.56  # the smoke networks run at 32 px, below ResNet-18's 224
+    at_224 = copy.deepcopy(emo).set_params(image_size=224)
+    assert at_224.skip_costs()[0] == pytest.approx(1818.56, abs=0.01)  # the registered count
+
+
 # ------------------------------------------------------------------------------ the protocol
 SMALL = {"n_subjects": 6, "frames": 6}
+
+
+def test_the_threshold_is_chosen_on_validation_frames_spaced_like_test_frames(monkeypatch):
+    """Only the validation part reaches the choice: the frames encoded during fit are exactly
+    the validation frames, in order, thinned like the test frames; and a run whose test part
+    differs (another calibration share) chooses the same."""
+    seen = []
+    codes = EMOClassifier._codes
+    monkeypatch.setattr(EMOClassifier, "_codes",
+                        lambda self, X, device: seen.append(X.copy()) or codes(self, X, device))
+    options = {"n_subjects": 10, "frames": 12}
+    spec = RunSpec("emo", preset="smoke", params={"epochs": 1}, dataset_options=options)
+    run = train_on_split(spec, score_uncalibrated=False)
+    X_val = run.part("val")[0]
+    assert len(seen) == 1 and np.array_equal(seen[0], X_val)
+    report = run.estimator.report_
+    assert report["skip_threshold_source"] == "validation" and report["val_frames"] == len(X_val)
+    assert run.estimator.threshold_ == report["skip_threshold"]
+    per_sequence = np.unique(run.dataset.sequences[run.split.val], return_counts=True)[1]
+    assert per_sequence.max() == 8  # the smoke preset's test_frames, not its train_frames (4)
+    assert not set(run.dataset.subjects[run.split.val]) & set(run.dataset.subjects[run.split.test])
+    other = fit_run(RunSpec("emo", preset="smoke", params={"epochs": 1}, dataset_options=options,
+                            calibration_share=0.5))
+    assert other.estimator.report_ == {**report, "calibrated_subjects": 0}
+    seen.clear()
+    whole = train_on_split(spec, score_uncalibrated=False, whole_test=True)  # bench stream's
+    assert np.unique(whole.dataset.sequences[whole.split.val], return_counts=True)[1].max() == 12
+    assert np.array_equal(seen[0], whole.part("val")[0])
+
+
+def test_a_students_teacher_gets_validation_frames_spaced_for_itself(monkeypatch):
+    from bench.teacher import LDGNClassifier
+
+    class Stop(Exception):
+        pass
+
+    sizes = {}
+
+    def record(self, X, y, groups=None, *, validation_data=None, **kwargs):
+        raise Stop(len(validation_data[0]))
+
+    monkeypatch.setattr(LDGNClassifier, "fit", record)
+    for name in ("ours", "emo-ldl"):
+        with pytest.raises(Stop) as stop:
+            fit_teacher(RunSpec(name, preset="smoke", dataset_options={"n_subjects": 10,
+                                                                       "frames": 12}))
+        sizes[name] = stop.value.args[0]
+    assert sizes["ours"] == sizes["emo-ldl"]  # one teacher fit serves both students
+    assert "emo-ldl" in streaming_methods()
 
 
 @pytest.mark.parametrize("name, kind", [("eyemotion", "neutral"), ("emo", "unlabeled")])

@@ -22,7 +22,8 @@ class Spy(EmotionClassifier):
                              nn.Linear(4, n_classes))
 
     def fit(self, X, y, groups=None, *, validation_data=None, **kwargs):
-        Spy.seen.update(fit_groups=set(groups), val_size=len(validation_data[0]), fit_kwargs=kwargs)
+        Spy.seen.update(fit_groups=set(groups), val_size=len(validation_data[0]), fit_kwargs=kwargs,
+                        val_X=validation_data[0])
         return super().fit(X, y, groups, validation_data=validation_data)
 
     def calibrate(self, X, groups, y=None):
@@ -98,10 +99,17 @@ def test_everyone_is_scored_on_the_same_images():
 
 
 def test_frame_order_methods_get_sequences_in_order():
-    _evaluate(spy(None))
+    plain = _evaluate(spy(None))
     assert Spy.seen["predict_kwargs"] == {} and Spy.seen["fit_kwargs"] == {}
-    _evaluate(spy(None, frames=True))
+    ordered = _evaluate(spy(None, frames=True))
     assert len(Spy.seen["fit_kwargs"]["sequences"]) > 0
+    # validation frames come in order with their sequences, spaced like the test frames (smoke:
+    # at most 8 of each 6-frame sequence, i.e. all), not like the training frames (4)
+    val_sequences = Spy.seen["fit_kwargs"]["validation_sequences"]
+    assert len(val_sequences) == len(Spy.seen["val_X"]) == ordered["n_val"]
+    assert ordered["n_val"] == len(ordered["subjects"]["val"]) * 4 * 6
+    assert plain["n_val"] == len(plain["subjects"]["val"]) * 4 * 4
+    assert plain["n_train"] == ordered["n_train"] and plain["n_test"] == ordered["n_test"]
     seq = Spy.seen["predict_kwargs"]["sequences"]
     assert len(seq) == len(Spy.seen["test_X"])
     # sequences are contiguous blocks: never revisited once left
