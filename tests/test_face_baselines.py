@@ -177,3 +177,20 @@ def test_stylised_oversampling_of_balanced_data_reuses_the_plain_fit():
     est = get_estimator("efficientnet-ldl-style")
     assert est.fit_signature(np.array(["a"] * 4 + ["b"] * 4))["stylise"] is False
     assert est.fit_signature(np.array(["a"] * 8 + ["b"] * 2))["stylise"] is True
+
+
+def test_stochastic_depth_reaches_every_block_and_the_quick_preset_turns_it_off():
+    from torchvision.ops import StochasticDepth
+
+    from bench.presets import preset_params
+    from bench.registry import method_info
+
+    def drop_rates(est):
+        return [m.p for m in est.build_network(4).modules() if isinstance(m, StochasticDepth)]
+
+    default = drop_rates(get_estimator("efficientnet-b0"))
+    assert len(default) == 16 and max(default) == pytest.approx(0.2 * 15 / 16)
+    for name in ("efficientnet-b0", "efficientnet-ldl", "efficientnet-ldl-style"):
+        quick = preset_params("quick", method_info(name).presets)
+        assert quick["stochastic_depth"] == 0.0
+        assert drop_rates(get_estimator(name, **quick)) == [0.0] * 16
