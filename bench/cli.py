@@ -48,7 +48,14 @@ from .leaderboard import write_all, write_curves, write_leaderboard
 from .plots import stream_png
 from .prepare import FACE_DATASETS, MUG_LAYOUT, ON_MISS, prepare_emug, prepare_eyes
 from .presets import PRESETS, get_preset
-from .profiling import machine_busy, profile
+from .profiling import (
+    CostProfile,
+    machine_busy,
+    network_fingerprint,
+    profile,
+    shared_timing,
+    threads_beside_others,
+)
 from .protocol import RunSpec, estimator_params, expected_settings, settings_of
 from .records import board_name, read_record, run_path, settings_diff
 from .registry import CALIBRATION_FILTERS, get_estimator, list_methods, method_info
@@ -519,15 +526,24 @@ def cmd_profile(args) -> int:
     busy = machine_busy() if device.type == "cpu" else None
     if busy:
         print(f"bench: warning: {busy}", file=sys.stderr)
-    rows, notes = [], []
+    if device.type == "cpu":
+        threads = threads_beside_others(torch.get_num_threads())
+        if threads < torch.get_num_threads():
+            print(f"bench: warning: other processes keep {torch.get_num_threads() - threads} "
+                  f"CPU(s) busy; timing with {threads} thread(s) (the threads column says so)",
+                  file=sys.stderr)
+            torch.set_num_threads(threads)
+    rows, notes, timed = [], [], {}
     for method in methods:
         info = method_info(method)
         size = args.profile_size or info.profile_size
         estimator = get_estimator(method)
         network = estimator.build_network(args.classes)
         nhwc = estimator.channels_last if args.channels_last is None else args.channels_last
+        # identical networks (same layers and shapes) are timed once and share the figure
+        key = (network_fingerprint(network), size, nhwc)
         try:
-            cost = profile(network, size, device, min_time=args.min_time,
+            cost = profile(network, size, device, min_time=args.min_time, latency=key not in timed,
                            throughput_batch=args.batch_sizes[1], channels_last=nhwc, amp=args.amp)
         except RuntimeError as err:  # torch.cuda.OutOfMemoryError is one too
             if "allocate" not in str(err) and not isinstance(err, torch.cuda.OutOfMemoryError):
@@ -535,6 +551,11 @@ def cmd_profile(args) -> int:
             raise BenchError(f"{method}: out of memory at batch {args.batch_sizes[1]} and "
                              f"{size} px on {device.type}; measure throughput at a smaller batch "
                              "(--batch-sizes 1,32) or size (--profile-size)") from None
+        if key in timed:
+            first, shared = timed[key]
+            cost = CostProfile(**{**cost.as_dict(), **shared_timing(shared)})
+        else:
+            first, timed[key] = method, (method, cost)
         rows.append({"method": method, "params_m": cost.params_m, "mflops": cost.mflops,
                      "latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
                      "throughput": cost.throughput, "throughput_batch": cost.throughput_batch,
@@ -543,7 +564,7 @@ def cmd_profile(args) -> int:
                      "torch": cost.torch_version, "latency_blocks": cost.latency_blocks,
                      "latency_stable": cost.latency_stable,
                      "latency_cpu_share": cost.latency_cpu_share,
-                     "throughput_stable": cost.throughput_stable})
+                     "throughput_stable": cost.throughput_stable, "latency_timed_with": first})
         ops = ", ".join(f"{k} x{v}" for k, v in sorted(cost.unsupported_ops.items()))
         notes.append(f"- {method}: input 3x{size}x{size}" + (f"; not counted: {ops}" if ops else ""))
     table = pd.DataFrame(rows)
@@ -557,6 +578,10 @@ def cmd_profile(args) -> int:
              "latency_stable", "throughput", "latency_device", "memory_format"]
     print(table[shown].to_markdown(index=False, floatfmt=".2f"))
     print("\n".join(notes))
+    shared = table[table["latency_timed_with"] != table["method"]]
+    if len(shared):
+        print("Identical networks were timed once and share that figure: " + "; ".join(
+            f"{m} with {w}" for m, w in zip(shared["method"], shared["latency_timed_with"])))
     kept = len(merged) - len(table)
     print(f"wrote {out / 'profile.csv'}" + (f" ({kept} row(s) of other measurements kept)" if kept else ""))
     return 0

@@ -223,6 +223,13 @@ def network_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
+def shared_timing(cost: CostProfile) -> dict:
+    """The fields of ``cost`` that a network of the same fingerprint may take over: its latency
+    and throughput measurements and the threads they were timed with."""
+    return {k: v for k, v in cost.as_dict().items()
+            if k.startswith(("latency", "throughput")) or k == "threads"}
+
+
 def machine_busy() -> str | None:
     """A sentence when other work is running on this machine's CPUs (one-minute load average
     above half the usable CPUs beyond this process), else ``None``: timings taken now are worth
@@ -236,6 +243,22 @@ def machine_busy() -> str | None:
         return (f"the machine is busy (load average {load:.1f} on {cpus} CPU(s)): latencies "
                 "measured now are slower and noisier than on an idle machine")
     return None
+
+
+def threads_beside_others(threads: int, seconds: float = 0.5) -> int:
+    """How many of ``threads`` to time with while other processes keep CPUs busy: the usable CPUs
+    less the CPUs' worth of work done on them over the last ``seconds``, rounded (at least one;
+    a busy process may move between CPUs, so the sum counts, not each CPU's share). OpenMP threads wait for
+    each other at every layer, so a thread that shares its core with another process stalls the
+    whole pass: with one busy loop on a 2-core machine ShuffleNet-V2 took 21.3 ms (IQR 5.3, worst
+    412 ms) with 2 threads against 8.4 ms (IQR 0.15) with 1; idle, 8.8 and 8.3 ms. docs/protocol.md
+    has the study."""
+    import psutil  # a dependency of dask's distributed
+
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    shares = psutil.cpu_percent(interval=seconds, percpu=True)
+    busy = sum(share for cpu, share in enumerate(shares) if allowed is None or cpu in allowed)
+    return max(1, min(threads, usable_cpus() - round(busy / 100)))
 
 
 def profile(model: nn.Module, input_size: int = 224, device="cpu", *, latency: bool = True,

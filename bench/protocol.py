@@ -49,7 +49,7 @@ from .errors import DatasetError
 from .estimator import EmotionClassifier
 from .metrics import classification_metrics
 from .presets import get_preset, preset_params
-from .profiling import CostProfile, measure_latency, network_fingerprint, profile
+from .profiling import CostProfile, measure_latency, network_fingerprint, profile, shared_timing
 from .records import jsonable, latency_fields, run_record, settings_of
 from .registry import get_estimator, method_info
 from .splits import CALIBRATION_SHARE, Split, make_split, noisy_labels, thin_sequences
@@ -408,9 +408,7 @@ def complete_latency(record: dict, network: nn.Module, timed: dict | None = None
            preset.throughput_batch)
     if timed is not None and key in timed:
         first, cost = timed[key]
-        cost = CostProfile(**{**record["cost"], **{k: v for k, v in cost.as_dict().items()
-                                                   if k.startswith(("latency", "throughput"))
-                                                   or k == "threads"}})
+        cost = CostProfile(**{**record["cost"], **shared_timing(cost)})
         return jsonable({**record, **latency_fields(cost), "cost": cost.as_dict(),
                          "latency_timed_with": first})
     cost = measure_latency(CostProfile(**record["cost"]), network, device,

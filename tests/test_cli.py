@@ -93,7 +93,8 @@ def test_profile_reports_the_papers_cost(capsys, tmp_path):
     assert list(table.columns) == ["method", "params_m", "mflops", "latency_ms", "latency_iqr_ms",
                                    "throughput", "throughput_batch", "input_size", "latency_device",
                                    "dtype", "memory_format", "threads", "torch", "latency_blocks",
-                                   "latency_stable", "latency_cpu_share", "throughput_stable"]
+                                   "latency_stable", "latency_cpu_share", "throughput_stable",
+                                   "latency_timed_with"]
     assert table.loc[0, "throughput_batch"] == 2 and table.loc[0, "dtype"] == "float32"
 
 
@@ -116,6 +117,18 @@ def test_profile_times_each_method_in_its_own_memory_format(capsys, tmp_path, fl
                          "--profile-size", "64", *flag)
     assert code == 0
     assert list(pd.read_csv(tmp_path / "profile.csv")["memory_format"]) == expected
+
+
+def test_profile_times_identical_networks_once(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "profile", "--methods", "ours-sll,shufflenet-v2,ours", "--out",
+                           str(tmp_path), "--min-time", "0.01", "--batch-sizes", "1",
+                           "--profile-size", "64")
+    table = pd.read_csv(tmp_path / "profile.csv").set_index("method")
+    assert code == 0 and "ours with ours-sll" in out
+    assert list(table["latency_timed_with"]) == ["ours-sll", "shufflenet-v2", "ours-sll"]
+    shared = ["latency_ms", "latency_iqr_ms", "latency_blocks", "latency_stable"]
+    assert table.loc["ours", shared].equals(table.loc["ours-sll", shared])
+    assert table.loc["ours", "latency_ms"] != table.loc["shufflenet-v2", "latency_ms"]
 
 
 def test_module_entry_point_has_no_traceback_for_missing_data(tmp_path):

@@ -1,5 +1,7 @@
 """Cost metadata is checked against fvcore, the way torchvision tests its model metadata."""
 
+import os
+
 import pytest
 import torch
 import torchvision
@@ -85,3 +87,24 @@ def test_a_grid_times_identical_networks_once(tmp_path):
     first, second = records
     assert "latency_timed_with" not in first and second["latency_timed_with"] == "shufflenet-v2 seed 0"
     assert second["latency_ms"] == first["latency_ms"] and len(timed) == 1
+
+
+def test_timing_threads_leave_busy_cpus_to_their_processes(monkeypatch):
+    import psutil
+
+    from bench.profiling import threads_beside_others
+
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else list(range(os.cpu_count()))
+    monkeypatch.setattr("bench.profiling.usable_cpus", lambda: len(cpus))
+    shares = {cpu: 0.0 for cpu in range(max(cpus) + 1)}
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval, percpu: list(shares.values()))
+    assert threads_beside_others(len(cpus), 0) == len(cpus)
+    shares[cpus[0]] = 100.0
+    assert threads_beside_others(len(cpus), 0) == max(1, len(cpus) - 1)
+    if len(cpus) > 1:  # one busy process moving between two CPUs is still one CPU's worth
+        shares[cpus[0]] = shares[cpus[1]] = 50.0
+        assert threads_beside_others(len(cpus), 0) == len(cpus) - 1
+    for cpu in cpus:
+        shares[cpu] = 99.0
+    assert threads_beside_others(len(cpus), 0) == 1
