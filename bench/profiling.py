@@ -253,7 +253,7 @@ def threads_beside_others(threads: int, seconds: float = 0.5) -> int:
     whole pass: with one busy loop on a 2-core machine ShuffleNet-V2 took 21.3 ms (IQR 5.3, worst
     412 ms) with 2 threads against 8.4 ms (IQR 0.15) with 1; idle, 8.8 and 8.3 ms. docs/protocol.md
     has the study."""
-    import psutil  # a dependency of dask's distributed
+    import psutil
 
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     shares = psutil.cpu_percent(interval=seconds, percpu=True)
