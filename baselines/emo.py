@@ -38,7 +38,9 @@ Public details are thin; this is the design of the benchmark's specification, wi
   reports both. The validation frames are embedded and encoded once; each threshold only re-runs
   the skip rule on the codes. Without validation data or sequences the threshold falls back to
   :data:`FALLBACK_THRESHOLD` (0.95, which cost under one point of accuracy on two synthetic
-  splits), with the reason in ``report_``. Test frames never reach the choice.
+  splits), with the reason in ``report_``; so it does when every validation sequence is a single
+  frame (still images), where every threshold skips nothing and no choice has evidence. Test
+  frames never reach the choice.
 * ``emo-ldl`` is the same network trained on the label distributions of the LDGN teacher of
   ``ours`` (the paper's Table 4 "Baseline (LDL)"), through the same mixin as ``ours``.
 """
@@ -198,10 +200,13 @@ class EMOClassifier(LabelDistributionStudent):
             why = "no validation data"
         elif validation_sequences is None:
             why = "no validation sequences (frames in order)"
+        elif len(validation_sequences) != len(validation_data[0]):
+            raise ValueError(f"validation_data has {len(validation_data[0])} images but "
+                             f"validation_sequences has {len(validation_sequences)} entries")
+        elif not np.any(np.diff(np.unique(validation_sequences, return_inverse=True)[1]) == 0):
+            # every threshold would skip nothing and "cost" nothing: no evidence to choose on
+            why = "validation sequences of one frame each (nothing could be skipped)"
         else:
-            if len(validation_sequences) != len(validation_data[0]):
-                raise ValueError(f"validation_data has {len(validation_data[0])} images but "
-                                 f"validation_sequences has {len(validation_sequences)} entries")
             return self.choose_threshold(validation_data[0], validation_data[1],
                                          np.asarray(validation_sequences), device)
         return FALLBACK_THRESHOLD, {"skip_threshold": FALLBACK_THRESHOLD,

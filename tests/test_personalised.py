@@ -189,6 +189,9 @@ def test_auto_falls_back_without_validation_frames_in_order(emo, tiny_synthetic)
         validation_data=(d.images[val], d.label_names[val], d.subjects[val]))
     assert est.threshold() == FALLBACK_THRESHOLD and "val_skip_rate" not in est.report_
     assert "no validation sequences" in est.report_["skip_threshold_note"]
+    single = np.arange(val.sum())  # still images: each frame a sequence of its own
+    threshold, report = est._settle_threshold((d.images[val], d.label_names[val]), single, "cpu")
+    assert threshold == FALLBACK_THRESHOLD and "one frame each" in report["skip_threshold_note"]
     with pytest.raises(ValueError, match="validation_sequences has 3 entries"):
         est._settle_threshold((d.images[val], d.label_names[val]), d.sequences[:3], "cpu")
     given = EMOClassifier(**TINY, skip_threshold=0.9)
@@ -200,6 +203,7 @@ def test_the_lowest_threshold_within_the_cost_is_chosen(emo, tiny_synthetic):
     d = tiny_synthetic
     frames = np.isin(d.subjects, np.unique(d.subjects)[:3])
     X, y, seq = d.images[frames], d.label_names[frames], d.sequences[frames]
+    fitted_with = emo.get_params()
     try:
         threshold, report = emo.set_params(max_skip_cost=1.0).choose_threshold(X, y, seq)
         assert threshold == THRESHOLD_GRID[0] == 0.80  # any cost allowed: the one skipping most
@@ -222,8 +226,8 @@ def test_the_lowest_threshold_within_the_cost_is_chosen(emo, tiny_synthetic):
             assert emo.skip_rate_ == pytest.approx(curve["skip_rate"][k])
             emo.set_params(skip_threshold=None)
             assert np.mean(emo.predict(X) == y) == pytest.approx(no_skip)
-    finally:
-        emo.set_params(max_skip_cost=0.01, skip_threshold=0.95)
+    finally:  # the module's fixture goes back to the parameters it was fitted with
+        emo.set_params(**fitted_with)
 
 
 def test_skip_costs_are_fvcores_counts_of_backbone_and_encoder(emo):
