@@ -50,7 +50,10 @@ from .prepare import FACE_DATASETS, MUG_LAYOUT, ON_MISS, prepare_emug, prepare_e
 from .presets import PRESETS, get_preset
 from .profiling import (
     CostProfile,
+    combine_rounds,
+    cpus_busy,
     machine_busy,
+    measure_latency,
     network_fingerprint,
     profile,
     shared_timing,
@@ -221,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--amp", action="store_true", help="time float16 autocast (CUDA only)")
     prof.add_argument("--min-time", type=seconds, default=1.0,
                       help="seconds of timed runs per measurement (default 1)")
+    prof.add_argument("--rounds", type=positive, default=2,
+                      help="time the whole list this many times, forward then reversed, and "
+                      "keep the median (default 2: no network is always measured first, and "
+                      "drift between rounds marks a figure unstable)")
     prof.add_argument("--out", type=folder, default=DEFAULT_OUT,
                       help=f"writes <out>/profile.csv (default: {DEFAULT_OUT}/)")
 
@@ -523,17 +530,18 @@ def cmd_profile(args) -> int:
     device = resolve_device(args.device)
     out = check_writable(args.out)
     existing = read_table(out / "profile.csv", PROFILE_KEYS)
-    busy = machine_busy() if device.type == "cpu" else None
+    others = cpus_busy() if device.type == "cpu" else 0.0
+    busy = machine_busy(others) if device.type == "cpu" else None
     if busy:
         print(f"bench: warning: {busy}", file=sys.stderr)
     if device.type == "cpu":
-        threads = threads_beside_others(torch.get_num_threads())
+        threads = threads_beside_others(torch.get_num_threads(), busy=others)
         if threads < torch.get_num_threads():
             print(f"bench: warning: other processes keep {torch.get_num_threads() - threads} "
                   f"CPU(s) busy; timing with {threads} thread(s) (the threads column says so)",
                   file=sys.stderr)
             torch.set_num_threads(threads)
-    rows, notes, timed = [], [], {}
+    plans, timed = [], {}  # timed: one network per fingerprint, the first method that has it
     for method in methods:
         info = method_info(method)
         size = args.profile_size or info.profile_size
@@ -542,20 +550,17 @@ def cmd_profile(args) -> int:
         nhwc = estimator.channels_last if args.channels_last is None else args.channels_last
         # identical networks (same layers and shapes) are timed once and share the figure
         key = (network_fingerprint(network), size, nhwc)
-        try:
-            cost = profile(network, size, device, min_time=args.min_time, latency=key not in timed,
-                           throughput_batch=args.batch_sizes[1], channels_last=nhwc, amp=args.amp)
-        except RuntimeError as err:  # torch.cuda.OutOfMemoryError is one too
-            if "allocate" not in str(err) and not isinstance(err, torch.cuda.OutOfMemoryError):
-                raise
-            raise BenchError(f"{method}: out of memory at batch {args.batch_sizes[1]} and "
-                             f"{size} px on {device.type}; measure throughput at a smaller batch "
-                             "(--batch-sizes 1,32) or size (--profile-size)") from None
-        if key in timed:
-            first, shared = timed[key]
-            cost = CostProfile(**{**cost.as_dict(), **shared_timing(shared)})
-        else:
-            first, timed[key] = method, (method, cost)
+        timed.setdefault(key, method)
+        plans.append((method, size, network, nhwc, key, profile(network, size, latency=False)))
+    rounds = {key: [] for key in timed}
+    for r in range(args.rounds):
+        for method, size, network, nhwc, key, counted in (plans if r % 2 == 0 else plans[::-1]):
+            if timed[key] == method:
+                rounds[key].append(_timed(method, counted, network, device, size, nhwc, args))
+    rows, notes = [], []
+    for method, size, _, _, key, counted in plans:
+        first = timed[key]
+        cost = CostProfile(**{**counted.as_dict(), **shared_timing(combine_rounds(rounds[key]))})
         rows.append({"method": method, "params_m": cost.params_m, "mflops": cost.mflops,
                      "latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
                      "throughput": cost.throughput, "throughput_batch": cost.throughput_batch,
@@ -564,7 +569,11 @@ def cmd_profile(args) -> int:
                      "torch": cost.torch_version, "latency_blocks": cost.latency_blocks,
                      "latency_stable": cost.latency_stable,
                      "latency_cpu_share": cost.latency_cpu_share,
-                     "throughput_stable": cost.throughput_stable, "latency_timed_with": first})
+                     "throughput_stable": cost.throughput_stable,
+                     "latency_rounds": cost.latency_rounds,
+                     "latency_round_spread": cost.latency_round_spread,
+                     "throughput_round_spread": cost.throughput_round_spread,
+                     "latency_timed_with": first})
         ops = ", ".join(f"{k} x{v}" for k, v in sorted(cost.unsupported_ops.items()))
         notes.append(f"- {method}: input 3x{size}x{size}" + (f"; not counted: {ops}" if ops else ""))
     table = pd.DataFrame(rows)
@@ -573,9 +582,12 @@ def cmd_profile(args) -> int:
     print(f"Cost at {args.classes} classes, batch 1, eval mode; fvcore counts 1 multiply-add as "
           f"1 FLOP; latency median (IQR) in ms; throughput in images/s at batch "
           f"{args.batch_sizes[1]}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{rows[0]['dtype']}")
+          f"{rows[0]['dtype']}; " + (f"each figure the median of {args.rounds} rounds (the list "
+          "forward, then reversed), latency_round_spread how far they differ" if args.rounds > 1
+          else "one round"))
     shown = ["method", "params_m", "mflops", "latency_ms", "latency_iqr_ms", "latency_blocks",
-             "latency_stable", "throughput", "latency_device", "memory_format"]
+             "latency_round_spread", "latency_stable", "throughput", "throughput_stable",
+             "latency_device", "memory_format"]
     print(table[shown].to_markdown(index=False, floatfmt=".2f"))
     print("\n".join(notes))
     shared = table[table["latency_timed_with"] != table["method"]]
@@ -585,6 +597,20 @@ def cmd_profile(args) -> int:
     kept = len(merged) - len(table)
     print(f"wrote {out / 'profile.csv'}" + (f" ({kept} row(s) of other measurements kept)" if kept else ""))
     return 0
+
+
+def _timed(method, counted, network, device, size, nhwc, args) -> CostProfile:
+    """One round's latency (and throughput) of ``network``, filled into a copy of ``counted``."""
+    try:
+        return measure_latency(CostProfile(**counted.as_dict()), network, device,
+                               min_time=args.min_time, throughput_batch=args.batch_sizes[1],
+                               channels_last=nhwc, amp=args.amp)
+    except RuntimeError as err:  # torch.cuda.OutOfMemoryError is one too
+        if "allocate" not in str(err) and not isinstance(err, torch.cuda.OutOfMemoryError):
+            raise
+        raise BenchError(f"{method}: out of memory at batch {args.batch_sizes[1]} and "
+                         f"{size} px on {device.type}; measure throughput at a smaller batch "
+                         "(--batch-sizes 1,32) or size (--profile-size)") from None
 
 
 def cmd_list(args) -> int:

@@ -13,7 +13,12 @@
   lower when other work competes for the cores). A timing is *stable* with at least
   :data:`MIN_BLOCKS` blocks and an IQR at most :data:`MAX_REL_IQR` of its median; an unstable one
   is measured again (up to :data:`RETRIES` times, each twice as long) and, if it stays unstable,
-  is kept with ``latency_stable`` False, which boards mark.
+  is kept with ``latency_stable`` False, which boards mark. A timing lasts at least ``min_time``
+  and at least ``MIN_BLOCKS + 1`` calls, so a slow call (a batch through a large network) still
+  gets its blocks.
+* Rounds: :func:`combine_rounds` joins timings of one network made in several rounds (``bench
+  profile --rounds``) into the median of their medians, unstable when they spread by more than
+  :data:`MAX_ROUND_SPREAD`: drift over minutes is invisible inside one timing.
 * Warm-up runs until the time per call settles (two consecutive windows within
   :data:`SETTLED` of each other, at most :data:`WARMUP_SECONDS`), not a fixed count: the first
   network measured in a process would otherwise pay for the thread pool's start.
@@ -27,7 +32,7 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -53,6 +58,9 @@ MIN_BLOCKS = 5
 MAX_REL_IQR = 0.10
 #: an unstable timing is measured again this many times, each twice as long
 RETRIES = 2
+#: a figure timed in several rounds (``bench profile --rounds``) is stable only when its round
+#: medians differ by at most this fraction of their median
+MAX_ROUND_SPREAD = 0.10
 #: warm-up ends when two consecutive windows' time per call differ by at most this fraction
 SETTLED = 0.05
 WARMUP_SECONDS = 3.0
@@ -95,6 +103,10 @@ class CostProfile:
     latency_cpu_share: float | None = None
     latency_attempts: int | None = None
     throughput_stable: bool | None = None
+    #: rounds the figures combine (:func:`combine_rounds`) and how far their medians spread
+    latency_rounds: int | None = None
+    latency_round_spread: float | None = None
+    throughput_round_spread: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -124,10 +136,11 @@ def count_mflops(model: nn.Module, input_size: int = 224, channels: int = 3) -> 
     return total / 1e6, unsupported
 
 
-def _warm_up(fn, calls: int, max_seconds: float = WARMUP_SECONDS) -> None:
+def _warm_up(fn, calls: int, max_seconds: float = WARMUP_SECONDS) -> float:
     """Call ``fn`` until its time per call settles (two consecutive windows of at least
     ``calls`` calls and 50 ms within :data:`SETTLED`), at most ``max_seconds``: the first calls of
-    a model pay for memory allocation, thread-pool start-up and (on CUDA) kernel selection."""
+    a model pay for memory allocation, thread-pool start-up and (on CUDA) kernel selection.
+    Returns the last window's seconds per call."""
     start, previous = time.perf_counter(), None
     while True:
         window_start, n = time.perf_counter(), 0
@@ -136,9 +149,9 @@ def _warm_up(fn, calls: int, max_seconds: float = WARMUP_SECONDS) -> None:
             n += 1
         per_call = (time.perf_counter() - window_start) / n
         if previous is not None and abs(per_call - previous) <= SETTLED * previous:
-            return
+            return per_call
         if time.perf_counter() - start >= max_seconds:
-            return
+            return per_call
         previous = per_call
 
 
@@ -185,9 +198,12 @@ def time_forward_quality(model: nn.Module, x: torch.Tensor, min_time: float = 1.
     torch.backends.cudnn.benchmark = x.device.type == "cuda" or prior
     try:
         if x.device.type == "cuda":  # settle on finished work, not on queued launches
-            _warm_up(lambda: (run(), torch.cuda.synchronize(x.device)), max(warmup, 10))
+            per_call = _warm_up(lambda: (run(), torch.cuda.synchronize(x.device)), max(warmup, 10))
         else:
-            _warm_up(run, warmup)
+            per_call = _warm_up(run, warmup)
+        # a call slower than min_time / MIN_BLOCKS (a batch of 32 through a ResNet-50 on a CPU)
+        # is its own block: time long enough for MIN_BLOCKS + 1 of them, or it can never be stable
+        min_time = max(min_time, (MIN_BLOCKS + 1) * per_call)
         best = None
         for attempt in range(1 + RETRIES):
             timing = _measure_once(run, x.device, min_time * 2 ** attempt)
@@ -209,6 +225,41 @@ def time_forward(model: nn.Module, x: torch.Tensor, min_time: float = 1.0,
     return timing.median_ms, timing.iqr_ms
 
 
+def _spread(values) -> float:
+    values = np.asarray(values, dtype=float)
+    return float((values.max() - values.min()) / np.median(values))
+
+
+def combine_rounds(rounds: list[CostProfile]) -> CostProfile:
+    """One profile from the same network timed in several rounds (``bench profile --rounds``,
+    the list forward, then reversed, ...): the median of the round medians, the median IQR, all
+    blocks, and the spread of the round medians ((max - min) / median). Drift between rounds (a
+    busy neighbour, the clock of a virtual machine) is invisible inside one round, whose blocks
+    follow one another within seconds; a figure is stable only when every round is and the
+    spread is at most :data:`MAX_ROUND_SPREAD`."""
+    first = rounds[0]
+    if len(rounds) == 1 or first.latency_ms is None:
+        return replace(first, latency_rounds=len(rounds))
+    latency = [r.latency_ms for r in rounds]
+    spread = _spread(latency)
+    combined = replace(
+        first, latency_ms=float(np.median(latency)),
+        latency_iqr_ms=float(np.median([r.latency_iqr_ms for r in rounds])),
+        latency_blocks=sum(r.latency_blocks for r in rounds),
+        latency_stable=all(r.latency_stable for r in rounds) and spread <= MAX_ROUND_SPREAD,
+        latency_cpu_share=None if first.latency_cpu_share is None
+        else float(min(r.latency_cpu_share for r in rounds)),
+        latency_attempts=sum(r.latency_attempts for r in rounds),
+        latency_rounds=len(rounds), latency_round_spread=spread)
+    if first.throughput is not None:
+        seconds = [first.throughput_batch / r.throughput for r in rounds]  # per batch
+        combined.throughput = first.throughput_batch / float(np.median(seconds))
+        combined.throughput_round_spread = _spread(seconds)
+        combined.throughput_stable = (all(r.throughput_stable for r in rounds)
+                                      and combined.throughput_round_spread <= MAX_ROUND_SPREAD)
+    return combined
+
+
 def network_fingerprint(model: nn.Module) -> str:
     """What decides a network's speed: its layers in order, each with its type, settings and
     parameter and buffer shapes (not their values). Networks of equal fingerprint (the three
@@ -225,40 +276,44 @@ def network_fingerprint(model: nn.Module) -> str:
 
 def shared_timing(cost: CostProfile) -> dict:
     """The fields of ``cost`` that a network of the same fingerprint may take over: its latency
-    and throughput measurements and the threads they were timed with."""
+    and throughput measurements and the threads, dtype and memory format they were timed with
+    (a profile made without timing keeps the defaults of these, which would misreport them)."""
     return {k: v for k, v in cost.as_dict().items()
-            if k.startswith(("latency", "throughput")) or k == "threads"}
+            if k.startswith(("latency", "throughput")) or k in ("threads", "dtype", "memory_format")}
 
 
-def machine_busy() -> str | None:
-    """A sentence when other work is running on this machine's CPUs (one-minute load average
-    above half the usable CPUs beyond this process), else ``None``: timings taken now are worth
-    less, and say so."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-    cpus = usable_cpus()
-    if load - 1 > 0.5 * cpus:
-        return (f"the machine is busy (load average {load:.1f} on {cpus} CPU(s)): latencies "
-                "measured now are slower and noisier than on an idle machine")
-    return None
-
-
-def threads_beside_others(threads: int, seconds: float = 0.5) -> int:
-    """How many of ``threads`` to time with while other processes keep CPUs busy: the usable CPUs
-    less the CPUs' worth of work done on them over the last ``seconds``, rounded (at least one;
-    a busy process may move between CPUs, so the sum counts, not each CPU's share). OpenMP threads wait for
-    each other at every layer, so a thread that shares its core with another process stalls the
-    whole pass: with one busy loop on a 2-core machine ShuffleNet-V2 took 21.3 ms (IQR 5.3, worst
-    412 ms) with 2 threads against 8.4 ms (IQR 0.15) with 1; idle, 8.8 and 8.3 ms. docs/protocol.md
-    has the study."""
+def cpus_busy(seconds: float = 0.5) -> float:
+    """CPUs' worth of work other processes do right now on the CPUs this process may use: a
+    psutil sample over ``seconds`` while this process waits (a busy process may move between
+    CPUs, so the shares are summed, not counted per CPU). A sample, not the load average, which
+    still counts a job that ended a minute ago."""
     import psutil
 
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     shares = psutil.cpu_percent(interval=seconds, percpu=True)
-    busy = sum(share for cpu, share in enumerate(shares) if allowed is None or cpu in allowed)
-    return max(1, min(threads, usable_cpus() - round(busy / 100)))
+    return sum(share for cpu, share in enumerate(shares) if allowed is None or cpu in allowed) / 100
+
+
+def machine_busy(busy: float | None = None) -> str | None:
+    """A sentence when other processes keep at least half a CPU busy (``busy``, or a fresh
+    :func:`cpus_busy` sample), else ``None``: timings taken now are worth less, and say so."""
+    busy = cpus_busy() if busy is None else busy
+    if busy >= 0.5:
+        return (f"the machine is busy (other processes use {busy:.1f} of {usable_cpus()} "
+                "CPU(s)): latencies measured now are slower and noisier than on an idle machine")
+    return None
+
+
+def threads_beside_others(threads: int, seconds: float = 0.5, busy: float | None = None) -> int:
+    """How many of ``threads`` to time with while other processes keep CPUs busy: the usable CPUs
+    less the CPUs' worth of work done on them (``busy``, or a :func:`cpus_busy` sample over
+    ``seconds``), rounded, at least one. OpenMP threads wait for
+    each other at every layer, so a thread that shares its core with another process stalls the
+    whole pass: with one busy loop on a 2-core machine ShuffleNet-V2 took 21.3 ms (IQR 5.3, worst
+    412 ms) with 2 threads against 8.4 ms (IQR 0.15) with 1; idle, 8.8 and 8.3 ms. docs/protocol.md
+    has the study."""
+    busy = cpus_busy(seconds) if busy is None else busy
+    return max(1, min(threads, usable_cpus() - round(busy)))
 
 
 def profile(model: nn.Module, input_size: int = 224, device="cpu", *, latency: bool = True,

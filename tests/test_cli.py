@@ -94,8 +94,22 @@ def test_profile_reports_the_papers_cost(capsys, tmp_path):
                                    "throughput", "throughput_batch", "input_size", "latency_device",
                                    "dtype", "memory_format", "threads", "torch", "latency_blocks",
                                    "latency_stable", "latency_cpu_share", "throughput_stable",
-                                   "latency_timed_with"]
+                                   "latency_rounds", "latency_round_spread",
+                                   "throughput_round_spread", "latency_timed_with"]
     assert table.loc[0, "throughput_batch"] == 2 and table.loc[0, "dtype"] == "float32"
+    assert table.loc[0, "latency_rounds"] == 2 and table.loc[0, "latency_round_spread"] >= 0
+
+
+def test_profile_rounds_alternate_the_order(capsys, tmp_path, monkeypatch):
+    import bench.cli as cli
+    order, timed = [], cli._timed
+    monkeypatch.setattr(cli, "_timed", lambda method, *a: (order.append(method), timed(method, *a))[1])
+    code, _, _ = run_cli(capsys, "profile", "--methods", "shufflenet-v2,ours-sll,ours", "--out",
+                         str(tmp_path), "--min-time", "0.01", "--batch-sizes", "1",
+                         "--profile-size", "32", "--rounds", "3")
+    assert code == 0 and order == ["shufflenet-v2", "ours-sll"] + ["ours-sll", "shufflenet-v2"] \
+        + ["shufflenet-v2", "ours-sll"]  # ours shares ours-sll's figure
+    assert set(pd.read_csv(tmp_path / "profile.csv")["latency_rounds"]) == {3}
 
 
 def test_profile_channels_last_is_recorded(capsys, tmp_path):
@@ -126,7 +140,7 @@ def test_profile_times_identical_networks_once(capsys, tmp_path):
     table = pd.read_csv(tmp_path / "profile.csv").set_index("method")
     assert code == 0 and "ours with ours-sll" in out
     assert list(table["latency_timed_with"]) == ["ours-sll", "shufflenet-v2", "ours-sll"]
-    shared = ["latency_ms", "latency_iqr_ms", "latency_blocks", "latency_stable"]
+    shared = ["latency_ms", "latency_iqr_ms", "latency_blocks", "latency_stable", "memory_format"]
     assert table.loc["ours", shared].equals(table.loc["ours-sll", shared])
     assert table.loc["ours", "latency_ms"] != table.loc["shufflenet-v2", "latency_ms"]
 

@@ -60,6 +60,38 @@ def test_a_timing_is_stable_only_with_enough_blocks_and_a_narrow_spread():
     assert not Timing(10.0, 10.0 * MAX_REL_IQR + 0.1, blocks=20).stable
 
 
+class _Slow(torch.nn.Module):
+    """A call longer than ``min_time`` / MIN_BLOCKS, like a batch of 32 through a ResNet-50."""
+
+    def forward(self, x):
+        import time
+        time.sleep(0.1)
+        return x
+
+
+def test_a_call_slower_than_the_budget_still_gets_enough_blocks():
+    from bench.profiling import time_forward_quality
+    timing = time_forward_quality(_Slow(), torch.zeros(1), min_time=0.05)
+    assert timing.blocks >= MIN_BLOCKS and timing.stable and timing.attempts == 1
+
+
+def test_rounds_combine_into_their_median_and_drift_makes_a_figure_unstable():
+    from bench.profiling import MAX_ROUND_SPREAD, CostProfile, combine_rounds
+
+    def round_(ms, throughput=100.0):
+        return CostProfile(1.0, 1.0, 32, latency_ms=ms, latency_iqr_ms=0.1, latency_blocks=10,
+                           latency_stable=True, latency_cpu_share=1.0, latency_attempts=1,
+                           throughput=throughput, throughput_batch=32, throughput_stable=True)
+
+    steady = combine_rounds([round_(10.0), round_(10.4), round_(10.2)])
+    assert steady.latency_ms == 10.2 and steady.latency_blocks == 30 and steady.latency_stable
+    assert steady.latency_rounds == 3 and steady.latency_round_spread == pytest.approx(0.4 / 10.2)
+    drifting = combine_rounds([round_(10.0, 100.0), round_(10.0 * (1.05 + MAX_ROUND_SPREAD), 50.0)])
+    assert not drifting.latency_stable and not drifting.throughput_stable
+    assert drifting.throughput == pytest.approx(32 / ((0.32 + 0.64) / 2))
+    assert combine_rounds([round_(10.0)]).latency_round_spread is None
+
+
 def test_identical_networks_have_one_fingerprint_and_others_differ():
     from bench import get_estimator
 

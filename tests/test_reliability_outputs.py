@@ -195,7 +195,7 @@ def test_profile_out_of_memory_is_one_line(capsys, tmp_path, monkeypatch):
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate "
                            "60211200000 bytes")
 
-    monkeypatch.setattr("bench.cli.profile", oom)
+    monkeypatch.setattr("bench.cli.measure_latency", oom)
     code, _, err = run_cli(capsys, "profile", "--methods", "shufflenet-v2", "--batch-sizes",
                            "1,100000", "--out", str(tmp_path))
     one_line_error(code, err, "out of memory at batch 100000")
