@@ -637,11 +637,27 @@ def cmd_list(args) -> int:
 def cmd_leaderboard(args) -> int:
     out = Path(args.out)
     boards = write_all(out)
-    if not boards:
+    streams = _rerender_streams(out)
+    if not boards and not streams:
         raise BenchError(f"no run records under {out / 'runs'}; run `bench run --out {out}` first")
     for _, markdown in boards:
         print(markdown)
+    if streams:
+        print("re-drew " + ", ".join(str(p) for p in streams))
     return 0
+
+
+def _rerender_streams(out: Path) -> list[Path]:
+    """Draw each ``stream-<dataset>-<classes>.png`` again from its CSV (as `bench stream` wrote
+    it), so that pictures follow the code that draws them without replaying anything."""
+    drawn = []
+    for path in sorted(out.glob("stream-*-*.csv")):
+        dataset, _, classes = path.stem.removeprefix("stream-").rpartition("-")
+        picture = stream_png(_stream_table(read_table(path, ["method", "threshold", "skip_rate"])),
+                             f"{dataset}, {classes} classes")
+        if picture is not None:
+            drawn.append(atomic_write(path.with_suffix(".png"), picture))
+    return drawn
 
 
 def cmd_plot(args) -> int:

@@ -38,7 +38,7 @@ COLUMNS = ["method", "seed", "threshold", "chosen", "skip_rate", "accuracy", "ac
 #: replaces that seed's whole curve; other seeds and methods are kept)
 KEYS = ["method", "seed"]
 #: thresholds replayed when none are given
-SWEEP = (0.80, 0.85, 0.90, 0.93, 0.95, 0.97, 0.99)
+SWEEP = (0.50, 0.60, 0.70, 0.80, 0.85, 0.90, 0.93, 0.95, 0.97, 0.99)
 
 
 def streaming_methods() -> list[str]:
@@ -118,7 +118,7 @@ def stream_summary(table: pd.DataFrame) -> pd.DataFrame:
                    "speedup", "flops_speedup"]].copy()
     rows["cost_points"] = 100 * (rows["accuracy_no_skip"] - rows["accuracy"])
     rows["seed"] = rows["seed"].astype(object)
-    rows["threshold"] = ["none (no skipping)" if pd.isna(t) else f"{t:.2f}"
+    rows["threshold"] = ["none (no skipping)" if pd.isna(t) else f"{t:.3f}"
                          for t in rows["threshold"]]
     means = []
     for method, mine in rows.groupby("method", sort=False):

@@ -248,6 +248,11 @@ def test_stream_writes_the_curve_and_the_chosen_threshold_of_each_seed(capsys, t
     code, _, _ = run_cli(capsys, *args[:-1], "1")
     again = pd.read_csv(tmp_path / "stream-synthetic-4.csv")
     assert code == 0 and len(again) == len(table) and again.groupby("seed")["chosen"].sum().tolist() == [1, 1]
+    # `bench leaderboard` draws the picture again from the CSV, with nothing to replay
+    (tmp_path / "stream-synthetic-4.png").unlink()
+    code, out, _ = run_cli(capsys, "leaderboard", "--out", str(tmp_path))
+    assert code == 0 and "re-drew" in out
+    is_a_picture(tmp_path / "stream-synthetic-4.png", (1000, 350))
 
 
 def test_stream_keeps_the_rows_of_an_earlier_table_layout(capsys, tmp_path, small_stream):
@@ -333,3 +338,14 @@ def test_list_filters_methods(capsys, argv, shown, hidden):
 def test_list_says_when_nothing_matches(capsys):
     code, _, err = run_cli(capsys, "list", "resnet*")
     assert code == 2 and "no method matches" in err and "shufflenet-v2" in err
+
+
+def test_stream_summary_prints_the_chosen_threshold_as_chosen():
+    from bench.stream import COLUMNS, stream_summary
+
+    rows = [dict.fromkeys(COLUMNS, 0.5) | {"method": "emo", "seed": seed, "threshold": t,
+                                          "chosen": True, "accuracy": 0.7}
+            for seed, t in ((0, 0.925), (1, 0.995), (2, None))]
+    table = stream_summary(pd.DataFrame(rows, columns=COLUMNS))
+    assert list(table["threshold"]) == ["0.925", "0.995", "none (no skipping)", ""]
+    assert table["cost_points"].iloc[-1] == pytest.approx(-20.0)  # 100 * (0.5 - 0.7)

@@ -122,7 +122,7 @@ def test_skipped_frames_reuse_the_last_prediction_without_the_backbone(monkeypat
     frames = np.repeat(np.random.default_rng(0).integers(0, 256, (2, 32, 32), dtype=np.uint8), 5, 0)
     sequences = np.array(["s1"] * 5 + ["s2"] * 5)
     calls = count_backbone_calls(monkeypatch, emo)
-    emo.set_params(skip_threshold=0.99)
+    emo.set_params(skip_threshold=0.99, max_skips=None)  # identical frames: all skipped
     proba = emo.predict_proba(frames, sequences=sequences)
     assert sum(calls) == 2 and emo.backbone_calls_ == 2 and emo.skip_rate_ == 0.8
     assert (proba[:5] == proba[0]).all() and (proba[5:] == proba[5]).all()
@@ -133,7 +133,7 @@ def test_skipped_frames_reuse_the_last_prediction_without_the_backbone(monkeypat
     emo.set_params(skip_threshold=None)
     emo.predict(frames, sequences=sequences)
     assert sum(calls) == 10 and emo.skip_rate_ == 0
-    emo.set_params(skip_threshold=0.95)
+    emo.set_params(skip_threshold=0.95, max_skips=2)
 
 
 def test_without_sequences_every_frame_runs(monkeypatch, emo, tiny_synthetic):
@@ -148,6 +148,23 @@ def test_stream_and_batch_prediction_agree(emo, tiny_synthetic):
     batch_skip = emo.skip_rate_
     stream = emo.stream(d.images, d.subjects, d.sequences)
     assert (batch == stream).mean() > 0.95 and abs(emo.skip_rate_ - batch_skip) < 0.05
+
+
+def test_at_most_max_skips_frames_in_a_row_reuse_a_prediction(emo, tiny_synthetic):
+    codes = np.tile([[1.0, 0.0]], (7, 1))  # every frame identical to the one before
+    seq = np.array([1, 1, 1, 1, 1, 2, 2])
+    assert EMOClassifier._skips(codes, seq, 0.9).tolist() == [0, 1, 1, 1, 1, 0, 1]
+    assert EMOClassifier._skips(codes, seq, 0.9, 2).tolist() == [0, 1, 1, 0, 1, 0, 1]
+    assert EMOClassifier._skips(codes, seq, 0.9, 1).tolist() == [0, 1, 0, 1, 0, 0, 1]
+    d, fitted_with = tiny_synthetic, emo.get_params()
+    try:  # stream (batch 1, in order) follows the same rule as batch prediction
+        emo.set_params(skip_threshold=-1.0, max_skips=1)  # the encoder always says "similar"
+        batch = emo.predict(d.images, d.subjects, sequences=d.sequences)
+        assert emo.skip_rate_ == pytest.approx(EMOClassifier._skips(
+            np.ones((len(d.images), 1)), d.sequences, -1.0, 1).mean())
+        assert (emo.stream(d.images, d.subjects, d.sequences) == batch).all()
+    finally:
+        emo.set_params(**fitted_with)
 
 
 def test_sequences_are_inferred_from_subject_and_label_changes():
@@ -166,10 +183,10 @@ def test_encoder_pairs_say_whether_the_prediction_changes():
 
 def test_skip_threshold_and_max_skip_cost_are_checked():
     for good in ({"skip_threshold": "auto"}, {"skip_threshold": None}, {"skip_threshold": 0.9},
-                 {"max_skip_cost": 0}, {"max_skip_cost": 1}):
+                 {"max_skip_cost": 0}, {"max_skip_cost": 1}, {"max_skips": 1}, {"max_skips": None}):
         EMOClassifier(**good).check_params()
     for bad in ({"skip_threshold": "sometimes"}, {"skip_threshold": 1.5}, {"max_skip_cost": -0.1},
-                {"max_skip_cost": 1.5}, {"max_skip_cost": "1 point"}):
+                {"max_skip_cost": 1.5}, {"max_skip_cost": "1 point"}, {"max_skips": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             EMOClassifier(**bad).check_params()
     assert EMOClassifier().skip_threshold == "auto" and EMOClassifier().max_skip_cost == 0.01
@@ -206,7 +223,7 @@ def test_the_lowest_threshold_within_the_cost_is_chosen(emo, tiny_synthetic):
     fitted_with = emo.get_params()
     try:
         threshold, report = emo.set_params(max_skip_cost=1.0).choose_threshold(X, y, seq)
-        assert threshold == THRESHOLD_GRID[0] == 0.80  # any cost allowed: the one skipping most
+        assert threshold == THRESHOLD_GRID[0] == 0.5  # any cost allowed: the one skipping most
         threshold, report = emo.set_params(max_skip_cost=0.0).choose_threshold(X, y, seq)
         curve = report["val_curve"]
         assert curve["threshold"] == list(THRESHOLD_GRID) and report["val_frames"] == len(X)
