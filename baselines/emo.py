@@ -36,20 +36,19 @@ Public details are thin; this is the design of the benchmark's specification, wi
   measurements.
 * **Threshold chosen on validation subjects** (``skip_threshold="auto"``, the default). After the
   encoder is trained, ``fit`` predicts the validation frames in frame order (they must come with
-  ``validation_sequences``) once without skipping and once per threshold of
-  :data:`THRESHOLD_GRID` (0.500 to 0.925 in steps of 0.025, then 0.950 to 0.995 in steps of
-  0.005), and keeps the lowest (lower thresholds skip more) whose validation accuracy is at most
-  ``max_skip_cost`` below that without skipping; none qualifying means no skipping. The protocol
-  spaces a frame-order method's validation frames like its test frames, so the skip rule meets
-  the same gaps between frames in both. Validation
-  subjects are not calibrated, so the comparison uses the classifier alone, while the test
-  subjects are personalised: the cost measured on test frames may differ, and ``bench stream``
-  reports both. The validation frames are embedded and encoded once; each threshold only re-runs
-  the skip rule on the codes. Without validation data or sequences the threshold falls back to
-  :data:`FALLBACK_THRESHOLD` (0.95, which cost under one point of accuracy on two synthetic
+  ``validation_sequences``) once without skipping and once per threshold of :data:`THRESHOLD_GRID`
+  (0.500 to 0.925 in steps of 0.025, then 0.950 to 0.995 in steps of 0.005), and keeps the lowest
+  (lower thresholds skip more) whose validation accuracy is at most ``max_skip_cost`` below that
+  without skipping; none qualifying means no skipping. The protocol spaces a frame-order method's
+  validation frames like its test frames, so the skip rule meets the same gaps between frames in
+  both. Validation subjects are not calibrated, so the comparison uses the classifier alone, while
+  the test subjects are personalised: the cost measured on test frames may differ, and ``bench
+  stream`` reports both. The validation frames are embedded and encoded once; each threshold only
+  re-runs the skip rule on the codes. Without validation data or sequences the threshold falls back
+  to :data:`FALLBACK_THRESHOLD` (0.95, which cost under one point of accuracy on two synthetic
   splits), with the reason in ``report_``; so it does when every validation sequence is a single
-  frame (still images), where every threshold skips nothing and no choice has evidence. Test
-  frames never reach the choice.
+  frame (still images), where every threshold skips nothing and no choice has evidence. Test frames
+  never reach the choice.
 * ``emo-ldl`` is the same network trained on the label distributions of the LDGN teacher of
   ``ours`` (the paper's Table 4 "Baseline (LDL)"), through the same mixin as ``ours``.
 """

@@ -530,11 +530,11 @@ def cmd_profile(args) -> int:
     device = resolve_device(args.device)
     out = check_writable(args.out)
     existing = read_table(out / "profile.csv", PROFILE_KEYS)
-    others = cpus_busy() if device.type == "cpu" else 0.0
-    busy = machine_busy(others) if device.type == "cpu" else None
-    if busy:
-        print(f"bench: warning: {busy}", file=sys.stderr)
-    if device.type == "cpu":
+    if device.type == "cpu":  # one CPU sample for the warning and the timing threads
+        others = cpus_busy()
+        busy = machine_busy(others)
+        if busy:
+            print(f"bench: warning: {busy}", file=sys.stderr)
         threads = threads_beside_others(torch.get_num_threads(), busy=others)
         if threads < torch.get_num_threads():
             print(f"bench: warning: other processes keep {torch.get_num_threads() - threads} "
