@@ -417,7 +417,7 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
     workers still running made batch-1 latencies up to twice as long (ShuffleNet-V2: 17.6 ms
     against 8.6 ms). A run that fails for good is passed to ``failed`` (without it, its error
     propagates once the others are done)."""
-    from distributed import as_completed
+    from distributed import as_completed, get_task_stream
 
     from .cluster import check_workers
 
@@ -476,8 +476,11 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
         for name in [n for n in teachers if n not in needed]:
             del teachers[name]
 
-    submit_ready()
     errors, trained = [], []
+    # what the workers computed, for the summary (collected only when training ends normally)
+    stream = get_task_stream(client).__enter__()
+    training = time.perf_counter()
+    submit_ready()
     for future in done:
         name = owner.pop(future)
         blocks[name].discard(future)
@@ -511,12 +514,29 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
         trained.append((task.unit, future))
         if report is not None:
             report(task.unit, record, time.perf_counter() - started[task.unit.name])
+    wall = time.perf_counter() - training
+    stream.__exit__(None, None, None)
+    if trained or errors:
+        print(busy_summary(stream.data, token, _slots(client, gpu), wall), flush=True)
     order = {id(unit): i for i, unit in enumerate(units)}
     trained = sorted([*trained, *pending], key=lambda item: order[id(item[0])])
     records = _time_latency(client, trained, latency_threads, token) if time_latency else []
     if errors and failed is None:
         raise errors[0]
     return records
+
+
+def busy_summary(stream: list[dict], token: str, slots: int, wall: float) -> str:
+    """How much of the training phase's wall time the cluster's slots spent computing this
+    grid's tasks (Dask's task stream), so a user sees what waiting costs: for a teacher, for the
+    last long fit, for the scheduler, for transfers between workers."""
+    ours = [task for task in stream if str(task["key"]).endswith(token)]
+    busy = sum(part["stop"] - part["start"] for task in ours
+               for part in task.get("startstops", ()) if part["action"] == "compute")
+    share = busy / (slots * wall) if wall > 0 else 0.0
+    return (f"training took {wall:.0f} s on {slots} slot(s), which computed {busy:.0f} s of "
+            f"tasks: busy {share:.0%} of the time (the rest is waiting for a teacher or the last "
+            "fits, scheduling and transfers)")
 
 
 def _slots(client, gpu: bool) -> int:

@@ -20,7 +20,7 @@ from bench.cli import main
 from bench.cluster import check_workers
 from bench.errors import BenchError
 from bench.records import run_path
-from bench.runner import Unit, expected_work, fit_task, plan, run_on_dask
+from bench.runner import Unit, busy_summary, expected_work, fit_task, plan, run_on_dask
 
 SMOKE = {"preset": "smoke", "latency": False, "dataset_options": {"n_subjects": 6, "frames": 4}}
 
@@ -103,6 +103,7 @@ def test_the_cli_sends_runs_to_a_scheduler(cluster, capsys, tmp_path):
     assert code == 0, err
     assert f"the Dask scheduler {cluster.scheduler_address} (2 workers)" in out
     assert "timed the latency of 2 network(s)" in out
+    assert "on 2 slot(s), which computed" in out and "busy" in out
     assert (tmp_path / "synthetic-4.md").exists()
     record = json.loads((tmp_path / "runs" / "synthetic-4-ours-seed0.json").read_text())
     assert record["execution"]["scheduler"] == cluster.scheduler_address
@@ -189,3 +190,14 @@ def test_fits_are_sent_while_a_worker_is_free_largest_first(client):
     sent = [key.split("-synthetic")[0].removeprefix("fit-") for key, _ in counting.fits]
     work = {s.method: expected_work(s) for s in specs}
     assert sent == sorted(work, key=lambda m: -work[m])
+
+
+def test_the_busy_share_counts_this_grids_computing_only():
+    """Transfers and another client's tasks (whatever their keys) are not this grid's work."""
+    stream = [{"key": "fit-a-abc123", "startstops": [{"action": "compute", "start": 0, "stop": 30},
+                                                     {"action": "transfer", "start": 30, "stop": 35}]},
+              {"key": "fit-b-zzz999", "startstops": [{"action": "compute", "start": 0, "stop": 40}]},
+              {"key": ("x", 0), "startstops": [{"action": "compute", "start": 0, "stop": 40}]},
+              {"key": "score-a-abc123", "startstops": [{"action": "compute", "start": 30, "stop": 45}]}]
+    line = busy_summary(stream, "abc123", slots=2, wall=50)
+    assert "took 50 s on 2 slot(s), which computed 45 s" in line and "busy 45%" in line
