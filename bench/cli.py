@@ -59,8 +59,8 @@ from .profiling import (
     shared_timing,
     threads_beside_others,
 )
-from .protocol import RunSpec, estimator_params, expected_settings, settings_of
-from .records import board_name, read_record, run_path, settings_diff
+from .protocol import RunSpec, estimator_params, expected_settings, retime_latency, settings_of
+from .records import board_name, load_records, read_record, run_path, settings_diff, write_record
 from .registry import CALIBRATION_FILTERS, get_estimator, list_methods, method_info
 from .runner import (
     USER_ERRORS,
@@ -252,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     board = sub.add_parser("leaderboard", help="re-render leaderboards from saved run records")
     board.add_argument("--out", type=folder, default=DEFAULT_OUT,
                        help=f"folder with runs/ (default: {DEFAULT_OUT}/)")
+    board.add_argument("--retime", action="store_true",
+                       help="first time every record's latency again, here, one network at a "
+                       "time (identical networks once), so rows from separate runs compare; "
+                       "nothing is trained")
     return parser
 
 
@@ -530,17 +534,8 @@ def cmd_profile(args) -> int:
     device = resolve_device(args.device)
     out = check_writable(args.out)
     existing = read_table(out / "profile.csv", PROFILE_KEYS)
-    if device.type == "cpu":  # one CPU sample for the warning and the timing threads
-        others = cpus_busy()
-        busy = machine_busy(others)
-        if busy:
-            print(f"bench: warning: {busy}", file=sys.stderr)
-        threads = threads_beside_others(torch.get_num_threads(), busy=others)
-        if threads < torch.get_num_threads():
-            print(f"bench: warning: other processes keep {torch.get_num_threads() - threads} "
-                  f"CPU(s) busy; timing with {threads} thread(s) (the threads column says so)",
-                  file=sys.stderr)
-            torch.set_num_threads(threads)
+    if device.type == "cpu":
+        _threads_for_timing()
     plans, timed = [], {}  # timed: one network per fingerprint, the first method that has it
     for method in methods:
         info = method_info(method)
@@ -599,6 +594,20 @@ def cmd_profile(args) -> int:
     return 0
 
 
+def _threads_for_timing() -> None:
+    """Before timing on the CPU: one CPU sample for a warning when other processes are busy and
+    for the threads to time with (fewer, beside them; the records' device column says so)."""
+    others = cpus_busy()
+    busy = machine_busy(others)
+    if busy:
+        print(f"bench: warning: {busy}", file=sys.stderr)
+    threads = threads_beside_others(torch.get_num_threads(), busy=others)
+    if threads < torch.get_num_threads():
+        print(f"bench: warning: other processes keep {torch.get_num_threads() - threads} "
+              f"CPU(s) busy; timing with {threads} thread(s)", file=sys.stderr)
+        torch.set_num_threads(threads)
+
+
 def _timed(method, counted, network, device, size, nhwc, args) -> CostProfile:
     """One round's latency (and throughput) of ``network``, filled into a copy of ``counted``."""
     try:
@@ -636,6 +645,8 @@ def cmd_list(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     out = Path(args.out)
+    if args.retime:
+        _retime(out)
     boards = write_all(out)
     streams = _rerender_streams(out)
     if not boards and not streams:
@@ -645,6 +656,23 @@ def cmd_leaderboard(args) -> int:
     if streams:
         print("re-drew " + ", ".join(str(p) for p in streams))
     return 0
+
+
+def _retime(out: Path) -> None:
+    records = load_records(out)
+    if not records:
+        raise BenchError(f"no run records under {out / 'runs'} to time again")
+    if resolve_device("auto").type == "cpu":
+        _threads_for_timing()
+    start = time.perf_counter()
+    retimed, kept = retime_latency(records)
+    for record in retimed:
+        write_record(out, record)
+    networks = sum(1 for r in retimed if r.get("latency_ms") is not None
+                   and not r.get("latency_timed_with"))
+    print(f"timed the latency of {len(retimed) - len(kept)} record(s) again ({networks} "
+          f"network(s), one at a time, {time.perf_counter() - start:.0f} s)"
+          + ("; left as they were: " + "; ".join(kept) if kept else ""), flush=True)
 
 
 def _rerender_streams(out: Path) -> list[Path]:

@@ -419,6 +419,29 @@ def complete_latency(record: dict, network: nn.Module, timed: dict | None = None
     return jsonable({**record, **latency_fields(cost), "cost": cost.as_dict()})
 
 
+def retime_latency(records: list[dict]) -> tuple[list[dict], list[str]]:
+    """``records`` with their latency timed again here and now, one network at a time and
+    identical networks once (:func:`complete_latency`), so rows from separate runs, or from days
+    on which a shared machine ran at another speed, are timed under the same conditions. Each
+    network is rebuilt from the record's method and parameters: latency does not depend on the
+    trained weights, so nothing is trained again. Returns (the records, a line per record that
+    was left as it was: an unregistered method, or latency off)."""
+    from .registry import list_methods
+
+    known, timed, out, kept = set(list_methods()), {}, [], []
+    for record in records:
+        if record["method"] not in known or not record.get("spec", {}).get("latency", True):
+            kept.append(f"{record['method']} seed {record['seed']}: "
+                        + ("not a registered method" if record["method"] not in known
+                           else "latency off"))
+            out.append(record)
+            continue
+        estimator = get_estimator(record["method"], **record.get("params", {}))
+        network = estimator.build_network(len(record["class_names"])).eval()
+        out.append(complete_latency({**record, "latency_timed_with": None}, network, timed))
+    return out, kept
+
+
 def expected_settings(spec: RunSpec) -> dict:
     """The :func:`settings_of` a finished record of ``spec`` will have (to skip finished runs)."""
     est = build_estimator(spec)

@@ -6,11 +6,15 @@ the run records alone (nothing is retrained), each row is checked for:
 * **collapse**: in some seed the model predicted fewer than half of the classes, or its mean macro
   F1 is within :data:`COLLAPSE_MARGIN` of the majority-class predictor of the same splits (the
   board prints that predictor as a reference row);
-* **a weak teacher**: a row that learned from a teacher whose validation accuracy is below that of
-  the best row of the same split trained on hard labels (the teacher's own row excepted): the
-  student was taught by a model worse than a student;
+* **a weak teacher**: a row that learned from a teacher whose validation score (the metric the
+  runs chose their epochs by) is below that of the best row of the same split trained on hard
+  labels (the teacher's own row excepted): the student was taught by a model worse than a student;
 * **design points**: the run's input was below the smallest the method declares it is still
-  itself at (:class:`bench.estimator.DesignPoint`).
+  itself at (:class:`bench.estimator.DesignPoint`);
+* **latency timed apart**: another row runs the very same network (parameters, MFLOPs, input,
+  dtype, memory format and device) and its latency differs by more than
+  :data:`LATENCY_MISMATCH`: the two were timed under different conditions (other runs, another
+  day of a shared machine), so the latency column cannot rank them.
 
 Each finding is a footnote text; rows carry their footnotes' numbers.
 """
@@ -26,6 +30,9 @@ from .metrics import classification_metrics
 #: a row whose mean macro F1 is at most this much above the majority-class predictor's is flagged
 COLLAPSE_MARGIN = 0.02
 MAJORITY = "majority-class"
+#: identical networks on one device whose board latencies differ by more than this share of the
+#: smaller were not timed under the same conditions
+LATENCY_MISMATCH = 0.10
 
 
 def majority_scores(record: dict) -> dict | None:
@@ -121,9 +128,41 @@ def _design_notes(mine: list[dict]) -> list[str]:
     return sorted(notes)
 
 
+def _network(record: dict) -> tuple:
+    """What decides a network's latency, as far as the record says."""
+    cost = record.get("cost") or {}
+    return (record.get("params_m"), record.get("mflops"), cost.get("input_size"),
+            cost.get("dtype"), cost.get("memory_format"), record.get("latency_device"))
+
+
+def _latency_notes(mine: list[dict], records: list[dict]) -> list[str]:
+    def median_ms(rows):
+        values = [r["latency_ms"] for r in rows if r.get("latency_ms") is not None]
+        return float(np.median(values)) if values else None
+
+    method, network, own = mine[0]["method"], _network(mine[0]), median_ms(mine)
+    if own is None:
+        return []
+    twins: dict[str, list[dict]] = {}
+    for r in records:
+        if r["method"] != method and _network(r) == network:
+            twins.setdefault(r["method"], []).append(r)
+    apart = []
+    for twin, rows in sorted(twins.items()):
+        other = median_ms(rows)
+        if other is not None and abs(own - other) > LATENCY_MISMATCH * min(own, other):
+            apart.append(f"{twin} {other:.2f} ms")
+    if not apart:
+        return []
+    return [f"latency timed apart from the same network's: {own:.2f} ms here, "
+            + ", ".join(apart) + " (same network and device, timed under other conditions; "
+            "`bench leaderboard --retime` times them together)"]
+
+
 def row_notes(mine: list[dict], records: list[dict], reference: dict | None) -> list[str]:
     """The findings for one method's records ``mine`` on a board of ``records``."""
-    return _collapse_notes(mine, reference) + _teacher_notes(mine, records) + _design_notes(mine)
+    return (_collapse_notes(mine, reference) + _teacher_notes(mine, records)
+            + _design_notes(mine) + _latency_notes(mine, records))
 
 
 def is_collapsed(notes: list[str]) -> bool:

@@ -349,3 +349,23 @@ def test_stream_summary_prints_the_chosen_threshold_as_chosen():
     table = stream_summary(pd.DataFrame(rows, columns=COLUMNS))
     assert list(table["threshold"]) == ["0.925", "0.995", "none (no skipping)", ""]
     assert table["cost_points"].iloc[-1] == pytest.approx(-20.0)  # 100 * (0.5 - 0.7)
+
+
+def test_leaderboard_retime_times_rows_of_separate_runs_together(capsys, tmp_path):
+    """ours and ours-sll run one network; a latency from another day is said on the board, and
+    --retime times both again here (once), without training."""
+    run_cli(capsys, "run", "--methods", "ours,ours-sll", "--preset", "smoke", "--epochs", "1",
+            "--jobs", "1", "--quiet", "--out", str(tmp_path))
+    path = tmp_path / "runs" / "synthetic-4-ours-seed0.json"
+    record = json.loads(path.read_text())
+    accuracy = record["accuracy"]
+    path.write_text(json.dumps({**record, "latency_ms": 999.0, "latency_timed_with": None}))
+    code, out, _ = run_cli(capsys, "leaderboard", "--out", str(tmp_path))
+    assert code == 0 and "latency timed apart" in out and "999.00 ms here" in out
+    code, out, _ = run_cli(capsys, "leaderboard", "--retime", "--out", str(tmp_path))
+    assert code == 0 and "timed the latency of 2 record(s) again (1 network(s)" in out
+    assert "latency timed apart" not in out
+    retimed = [json.loads((tmp_path / "runs" / f"synthetic-4-{m}-seed0.json").read_text())
+               for m in ("ours", "ours-sll")]
+    assert retimed[0]["latency_ms"] == retimed[1]["latency_ms"] < 999
+    assert retimed[1]["latency_timed_with"] == "ours seed 0" and retimed[0]["accuracy"] == accuracy

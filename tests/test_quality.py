@@ -81,3 +81,14 @@ def test_records_from_before_the_checks_still_render(tmp_path):
     write_record(tmp_path, record())  # no class counts, no predicted classes, no val accuracy
     table, markdown = write_leaderboard(tmp_path, "synthetic", 4)
     assert not table.loc[0, "collapsed"] and "majority-class" not in markdown
+
+
+def test_identical_networks_timed_apart_are_said_and_twins_timed_together_are_not():
+    """ours and ours-sll run one network; latencies 30 % apart were timed under other conditions."""
+    rows = [full("ours", latency_ms=12.0), full("ours-sll", latency_ms=9.0),
+            full("ours-gem", latency_ms=7.0, mflops=151.9)]  # another network: no comparison
+    notes = dict(zip(summarise(rows)["method"], summarise(rows)["notes"]))
+    assert "latency timed apart" in notes["ours"] and "ours-sll 9.00 ms" in notes["ours"]
+    assert "ours 12.00 ms" in notes["ours-sll"] and "latency" not in notes["ours-gem"]
+    together = [full("ours", latency_ms=9.5), full("ours-sll", latency_ms=9.0)]
+    assert not any("latency" in n for n in summarise(together)["notes"])
