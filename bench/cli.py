@@ -665,11 +665,9 @@ def _retime(out: Path) -> None:
     if resolve_device("auto").type == "cpu":
         _threads_for_timing()
     start = time.perf_counter()
-    retimed, kept = retime_latency(records)
+    retimed, kept, networks = retime_latency(records)
     for record in retimed:
         write_record(out, record)
-    networks = sum(1 for r in retimed if r.get("latency_ms") is not None
-                   and not r.get("latency_timed_with"))
     print(f"timed the latency of {len(retimed) - len(kept)} record(s) again ({networks} "
           f"network(s), one at a time, {time.perf_counter() - start:.0f} s)"
           + ("; left as they were: " + "; ".join(kept) if kept else ""), flush=True)

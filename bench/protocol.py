@@ -45,7 +45,7 @@ from .data import (
 )
 from .device import resolve_device
 from .engine import get_engine_options, is_channels_last
-from .errors import DatasetError
+from .errors import BenchError, DatasetError
 from .estimator import EmotionClassifier
 from .metrics import classification_metrics
 from .presets import get_preset, preset_params
@@ -419,13 +419,14 @@ def complete_latency(record: dict, network: nn.Module, timed: dict | None = None
     return jsonable({**record, **latency_fields(cost), "cost": cost.as_dict()})
 
 
-def retime_latency(records: list[dict]) -> tuple[list[dict], list[str]]:
+def retime_latency(records: list[dict]) -> tuple[list[dict], list[str], int]:
     """``records`` with their latency timed again here and now, one network at a time and
     identical networks once (:func:`complete_latency`), so rows from separate runs, or from days
     on which a shared machine ran at another speed, are timed under the same conditions. Each
     network is rebuilt from the record's method and parameters: latency does not depend on the
     trained weights, so nothing is trained again. Returns (the records, a line per record that
-    was left as it was: an unregistered method, or latency off)."""
+    was left as it was: an unregistered method, parameters the method no longer has, or latency
+    off; how many networks were timed)."""
     from .registry import list_methods
 
     known, timed, out, kept = set(list_methods()), {}, [], []
@@ -436,10 +437,15 @@ def retime_latency(records: list[dict]) -> tuple[list[dict], list[str]]:
                            else "latency off"))
             out.append(record)
             continue
-        estimator = get_estimator(record["method"], **record.get("params", {}))
+        try:  # a record of an older version may name parameters the method no longer has
+            estimator = get_estimator(record["method"], **record.get("params", {}))
+        except BenchError as err:
+            kept.append(f"{record['method']} seed {record['seed']}: {err}")
+            out.append(record)
+            continue
         network = estimator.build_network(len(record["class_names"])).eval()
         out.append(complete_latency({**record, "latency_timed_with": None}, network, timed))
-    return out, kept
+    return out, kept, len(timed)
 
 
 def expected_settings(spec: RunSpec) -> dict:

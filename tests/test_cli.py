@@ -369,3 +369,15 @@ def test_leaderboard_retime_times_rows_of_separate_runs_together(capsys, tmp_pat
                for m in ("ours", "ours-sll")]
     assert retimed[0]["latency_ms"] == retimed[1]["latency_ms"] < 999
     assert retimed[1]["latency_timed_with"] == "ours seed 0" and retimed[0]["accuracy"] == accuracy
+
+
+def test_leaderboard_retime_leaves_records_it_cannot_rebuild_as_they_were(capsys, tmp_path):
+    run_cli(capsys, "run", "--methods", "shufflenet-v2", "--preset", "smoke", "--epochs", "1",
+            "--jobs", "1", "--quiet", "--out", str(tmp_path))
+    path = tmp_path / "runs" / "synthetic-4-shufflenet-v2-seed0.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "params": {**record["params"], "renamed": 1}}))
+    code, out, _ = run_cli(capsys, "leaderboard", "--retime", "--out", str(tmp_path))
+    assert code == 0 and "timed the latency of 0 record(s) again (0 network(s)" in out
+    assert "left as they were: shufflenet-v2 seed 0: shufflenet-v2 has no parameter(s) renamed" in out
+    assert json.loads(path.read_text())["latency_ms"] == record["latency_ms"]
