@@ -13,9 +13,9 @@ epoch, batch 32, 60 epochs) is this method's ``paper`` preset; it works for 4 an
 The quick preset trains from scratch, where the class activation maps of a random ResNet-50 are
 large and a weight of 5 lets the consistency term swamp the classification loss (a first-epoch loss
 of 44; 27.6 % accuracy on ``synthetic``-4, seed 0, at 32 px and 8 epochs); it uses a weight of 1
-(44.4 % in the same run), and otherwise the quick preset's recipe for a ResNet-50 (the teacher's former
-one: 48 px, lr 3e-3, 12 epochs). At 48 px layer4's maps are 2x2, EAC's design point; at the former
-32 px (lr 1e-3, 10 epochs) they were 1x1 and the row collapsed onto neutral on CK+ eye crops
+(44.4 % in the same run), and otherwise the teacher's former quick recipe for a ResNet-50 (48 px,
+lr 3e-3, 12 epochs). At 48 px layer4's maps are 2x2, EAC's design point; at the former 32 px (lr
+1e-3, 10 epochs) they were 1x1 and the row collapsed onto neutral on CK+ eye crops
 (docs/methods.md has the numbers).
 """
 
