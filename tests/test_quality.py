@@ -92,3 +92,18 @@ def test_identical_networks_timed_apart_are_said_and_twins_timed_together_are_no
     assert "ours 12.00 ms" in notes["ours-sll"] and "latency" not in notes["ours-gem"]
     together = [full("ours", latency_ms=9.5), full("ours-sll", latency_ms=9.0)]
     assert not any("latency" in n for n in summarise(together)["notes"])
+
+
+def test_the_board_says_where_its_runs_were_trained_and_warns_when_machines_differ(tmp_path):
+    def on(cpu, method, threads=1):
+        return full(method, environment={"cpu": cpu, "torch_threads": threads, "gpu": None})
+
+    write_record(tmp_path, on("AMD EPYC", "a"))
+    write_record(tmp_path, on("AMD EPYC", "b"))
+    markdown = write_leaderboard(tmp_path, "synthetic", 4)[1]
+    assert "Trained on AMD EPYC, 1 thread (2 runs)." in markdown
+    write_record(tmp_path, on("Intel Xeon", "c", threads=2))
+    markdown = write_leaderboard(tmp_path, "synthetic", 4)[1]
+    assert "2 kinds of machine: AMD EPYC, 1 thread (2 runs); Intel Xeon, 2 threads (1 run)" \
+        in markdown
+    assert "samples of their method, not run for run" in markdown
