@@ -264,7 +264,7 @@ def training_machine(record: dict) -> str:
     if env.get("gpu") and (record.get("spec") or {}).get("device") != "cpu":
         return env["gpu"]
     threads = env.get("torch_threads")
-    return f"{env.get('cpu') or 'unknown processor'}" + (
+    return (env.get("cpu") or "unknown processor") + (
         f", {threads} thread{'s' if threads != 1 else ''}" if threads else "")
 
 
