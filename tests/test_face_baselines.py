@@ -6,11 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.eac import class_activation_maps, consistency_loss, random_erasing
+from baselines.eac import CAMResNet50, EACClassifier, class_activation_maps, consistency_loss, random_erasing
 from baselines.efficientnet import STYLES, oversample, oversampling_plan, stylise
 from bench import RunSpec, get_estimator, run_grid, run_one
+from bench.presets import preset_params
 from bench.protocol import noisy_labels
 from bench.records import run_path
+from bench.registry import method_info
 
 from .conftest import tiny_params
 
@@ -89,15 +91,12 @@ def test_eac_trains_and_its_network_is_resnet50(tiny_synthetic):
 
 def test_eac_design_point_is_the_least_input_with_spatial_attention_maps():
     """The declared size is recomputed: layer4's maps are 2x2 there and 1x1 one pixel below."""
-    from baselines.eac import CAMResNet50, EACClassifier
     (point,) = EACClassifier.design_points
     net = CAMResNet50(3).eval()
     with torch.no_grad():
         at, below = (net.features(torch.zeros(1, 3, s, s)).shape[-2:]
                      for s in (point.min_size, point.min_size - 1))
     assert tuple(at) == (2, 2) and tuple(below) == (1, 1)
-    from bench.presets import preset_params
-    from bench.registry import method_info
     # every preset's rows run at or above it
     for preset in ("quick", "paper"):
         assert preset_params(preset, method_info("eac").presets)["image_size"] >= point.min_size
