@@ -37,13 +37,17 @@ from bench import Cost, Reference, register
 from bench.estimator import unit_interval
 from bench.pretrained import torchvision_network
 from bench.teacher import TEACHER_PRESETS, LabelDistributionStudent
-from bench.transforms import check_images
 
 STYLES = ("watercolour", "painting", "sketch")
 
 
 def stylise(image: np.ndarray, style: str) -> np.ndarray:
-    """One uint8 image (grey or RGB) in a watercolour, painting or sketch style; same shape."""
+    """One uint8 image (grey or RGB) in a watercolour, painting or sketch style; same shape.
+    A single channel axis is kept and an alpha channel passed through unchanged."""
+    if image.ndim == 3 and image.shape[-1] in (1, 4):
+        colour = stylise(image[..., 0] if image.shape[-1] == 1 else image[..., :3], style)
+        return colour[..., None] if image.shape[-1] == 1 else np.concatenate(
+            [colour, image[..., 3:]], axis=-1)
     grey = image.ndim == 2
     bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if grey else np.ascontiguousarray(image[..., ::-1])
     sigma_s = float(np.clip(60 * min(image.shape[:2]) / 224, 5, 200))
@@ -134,7 +138,8 @@ class EfficientNetLDLClassifier(LabelDistributionStudent):
     def fit(self, X, y, groups=None, *, validation_data=None, teacher=None):
         """Fit on ``X`` plus, with ``stylise``, stylised copies of the smaller classes; the teacher
         (trained here on the original images when not given) labels the copies too."""
-        X, y = check_images(X), np.asarray(y)
+        self.check_params()
+        X, y, groups = self.check_fit_inputs(X, y, groups)
         if self.ldl and teacher is None:
             teacher = self.make_teacher().fit(X, y, groups, validation_data=validation_data)
         before = after = {str(c): int(n) for c, n in zip(*np.unique(y, return_counts=True))}

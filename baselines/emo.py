@@ -67,7 +67,7 @@ from torch import nn
 
 from bench import Cost, Reference, register
 from bench.engine import batches
-from bench.estimator import positive_int, unit_interval
+from bench.estimator import aligned, positive_int, unit_interval
 from bench.pretrained import torchvision_network
 from bench.profiling import count_mflops
 from bench.teacher import TEACHER_PRESETS, LabelDistributionStudent
@@ -187,7 +187,12 @@ class EMOClassifier(LabelDistributionStudent):
         frames are in order with sequence ids ``validation_sequences``. ``sequences`` (or,
         without it, changes of subject or label in ``X``'s order) tell which frames are
         neighbours for the encoder's training pairs."""
-        X, y = check_images(X), np.asarray(y)
+        self.check_params()
+        X, y, groups = self.check_fit_inputs(X, y, groups)
+        sequences = aligned("sequences", sequences, len(X))
+        if validation_data is not None and validation_sequences is not None:  # checked before,
+            validation_sequences = aligned(  # not after, the training
+                "validation_sequences", validation_sequences, len(validation_data[0]))
         super().fit(X, y, groups, validation_data=validation_data, teacher=teacher)
         device = self._device()
         embeddings, logits = self._embed(X, device)
@@ -195,7 +200,7 @@ class EMOClassifier(LabelDistributionStudent):
         self.centroids_ = np.stack([embeddings[labels == k].mean(0) if (labels == k).any()
                                     else embeddings.mean(0) for k in range(len(self.classes_))])
         self.scale_ = float(((embeddings - self.centroids_[labels]) ** 2).sum(1).mean()) or 1.0
-        seq = np.asarray(sequences) if sequences is not None else infer_sequences(groups, y)
+        seq = sequences if sequences is not None else infer_sequences(groups, y)
         self.encoder_ = self._train_encoder(X, logits.argmax(1), labels, groups, seq, device)
         self.personal_centroids_ = {}
         self.skip_rate_, self.backbone_calls_ = 0.0, 0
@@ -214,9 +219,6 @@ class EMOClassifier(LabelDistributionStudent):
             why = "no validation data"
         elif validation_sequences is None:
             why = "no validation sequences (frames in order)"
-        elif len(validation_sequences) != len(validation_data[0]):
-            raise ValueError(f"validation_data has {len(validation_data[0])} images but "
-                             f"validation_sequences has {len(validation_sequences)} entries")
         elif not np.any(np.diff(np.unique(validation_sequences, return_inverse=True)[1]) == 0):
             # every threshold would skip nothing and "cost" nothing: no evidence to choose on
             why = "validation sequences of one frame each (nothing could be skipped)"
@@ -323,7 +325,9 @@ class EMOClassifier(LabelDistributionStudent):
     # ------------------------------------------------------------------------ personalisation
     def calibrate(self, X, groups, y=None):
         """K-means per subject on its unlabeled calibration frames (see the module docstring)."""
-        X, groups = check_images(X), np.asarray(groups)
+        check_is_fitted(self, "encoder_")
+        X = check_images(X)
+        groups = aligned("groups", groups, len(X))
         embeddings, _ = self._embed(X, self._device())
         k = len(self.classes_)
         for subject in np.unique(groups):
@@ -400,13 +404,15 @@ class EMOClassifier(LabelDistributionStudent):
     def predict_proba(self, X, groups=None, sequences=None):
         """Probabilities; with ``sequences`` (frames in order) similar frames reuse the last
         processed frame's probabilities instead of running the backbone."""
+        check_is_fitted(self, "encoder_")
         X = check_images(X)
+        groups, sequences = aligned("groups", groups, len(X)), aligned("sequences", sequences, len(X))
         device = self._device()
         skip = self._skip_mask(X, sequences, device)
         run = np.flatnonzero(~skip)
         embeddings, logits = self._embed(X[run], device)
         proba = np.empty((len(X), len(self.classes_)), dtype=np.float32)
-        proba[run] = self._scores(embeddings, logits, None if groups is None else np.asarray(groups)[run])
+        proba[run] = self._scores(embeddings, logits, None if groups is None else groups[run])
         for i in np.flatnonzero(skip):  # in order, so the source is always filled first
             proba[i] = proba[i - 1]
         self.skip_rate_, self.backbone_calls_ = float(skip.mean()), len(run)
@@ -417,16 +423,18 @@ class EMOClassifier(LabelDistributionStudent):
         return np.log(np.clip(self.predict_proba(X, groups, sequences), 1e-12, None))
 
     def predict(self, X, groups=None, sequences=None):
-        return self.classes_[np.argmax(self.predict_proba(X, groups, sequences), axis=1)]
+        proba = self.predict_proba(X, groups, sequences)  # first: it checks that fit has run
+        return self.classes_[np.argmax(proba, axis=1)]
 
     @torch.inference_mode()
     def stream(self, X, groups=None, sequences=None, skip=True) -> np.ndarray:
         """Predict frame by frame at batch 1, as a headset would, skipping when allowed; returns
         the predicted labels (for timing frames per second)."""
+        check_is_fitted(self, "encoder_")
         X = check_images(X)
+        groups, sequences = aligned("groups", groups, len(X)), aligned("sequences", sequences, len(X))
         device = self._device()
         net, encoder = self.network_.to(device).eval(), self.encoder_.to(device)
-        groups = np.asarray(groups) if groups is not None else None
         labels, last_code, last_seq, last = [], None, None, None
         calls, run, limit = 0, 0, self.max_skips or len(X)
         for i in range(len(X)):

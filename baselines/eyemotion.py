@@ -17,6 +17,9 @@ Decisions (no public code exists):
   warning; ``report_`` counts such subjects (training and last prediction), and the protocol
   copies it into the run record.
 * Without ``groups`` every image is treated as one unknown subject (the fallback mean).
+* Images given to ``calibrate`` and ``predict`` in another size or colour than the training images
+  are converted to the training images' shape first, so that means and images subtract pixel by
+  pixel; an alpha channel is ignored, as everywhere.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from bench import Cost, EmotionClassifier, Reference, register
-from bench.estimator import DesignPoint
+from bench.estimator import DesignPoint, aligned
 from bench.pretrained import torchvision_network
-from bench.transforms import check_images
+from bench.transforms import conform_images, grey_or_rgb
 
 
 def subtract_neutral(X: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -70,6 +74,12 @@ class EyemotionClassifier(EmotionClassifier):
                                    init_weights=True)
 
     # ------------------------------------------------------------------- neutral means
+    def _conform(self, X) -> np.ndarray:
+        """Images in the training images' shape, so that a subject's mean can be subtracted
+        from images of another size or colour (the network would resize them anyway)."""
+        shape = getattr(self, "image_shape_", None)  # absent from estimators saved before it
+        return grey_or_rgb(X) if shape is None else conform_images(X, shape)
+
     def _subject_means(self, X, y, groups) -> tuple[dict, int]:
         """Each subject's mean neutral image from labelled data; (means, subjects without)."""
         neutral = y == self.neutral_label
@@ -88,7 +98,7 @@ class EyemotionClassifier(EmotionClassifier):
         """Subtract each image's subject mean (the fallback for unknown subjects)."""
         if groups is None:
             return subtract_neutral(X, self.neutral_mean_), 1
-        groups = np.asarray(groups)
+        groups = aligned("groups", groups, len(X))
         out = np.empty_like(X)
         unknown = 0
         for subject in np.unique(groups):
@@ -100,7 +110,10 @@ class EyemotionClassifier(EmotionClassifier):
         return out, unknown
 
     def fit(self, X, y, groups=None, *, validation_data=None):
-        X, y = check_images(X), np.asarray(y)
+        self.check_params()
+        X, y, groups = self.check_fit_inputs(X, y, groups)
+        X = grey_or_rgb(X)
+        self.image_shape_ = X.shape[1:]
         neutral = y == self.neutral_label
         if not neutral.any():
             raise ValueError(f"Eyemotion needs neutral images in training; no label equals "
@@ -109,8 +122,9 @@ class EyemotionClassifier(EmotionClassifier):
         means, missing = self._subject_means(X, y, groups)
         X_personal, _ = self._personalise(X, groups, means)
         if validation_data is not None:
-            X_val, y_val = check_images(validation_data[0]), np.asarray(validation_data[1])
-            g_val = validation_data[2] if len(validation_data) > 2 else None
+            X_val, y_val = self._conform(validation_data[0]), np.asarray(validation_data[1])
+            g_val = aligned("validation groups", validation_data[2], len(X_val)) \
+                if len(validation_data) > 2 else None
             val_means, _ = self._subject_means(X_val, y_val, g_val)
             validation_data = (self._personalise(X_val, g_val, val_means)[0], y_val)
         if missing:
@@ -122,14 +136,17 @@ class EyemotionClassifier(EmotionClassifier):
 
     def calibrate(self, X, groups, y=None):
         """Store each test subject's mean neutral image (``X`` are its neutral images)."""
-        X, groups = check_images(X), np.asarray(groups)
+        check_is_fitted(self)
+        X = self._conform(X)
+        groups = aligned("groups", groups, len(X))
         for subject in np.unique(groups):
             self.subject_means_[subject] = X[groups == subject].astype(np.float32).mean(axis=0)
         self.report_["calibrated_subjects"] = len(self.subject_means_)
         return self
 
     def decision_function(self, X, groups=None):
-        X = check_images(X)
+        check_is_fitted(self)
+        X = self._conform(X)
         X_personal, unknown = self._personalise(X, groups, self.subject_means_)
         self.report_["predict_subjects_without_calibration"] = unknown
         if unknown:

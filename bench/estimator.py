@@ -155,6 +155,18 @@ def _complete_signature(cls) -> None:
     init.__signature__ = signature.replace(parameters=[params[0], *inherited, *own])
 
 
+def aligned(name: str, values, n_images: int) -> np.ndarray | None:
+    """Per-image ``values`` (subject or sequence ids) as an array, checked to have one entry
+    per image; ``None`` stays ``None``."""
+    if values is None:
+        return None
+    values = np.asarray(values)
+    if values.ndim != 1 or len(values) != n_images:
+        raise ValueError(f"{name} must have one entry per image: {n_images} images, "
+                         f"{name} of shape {values.shape}")
+    return values
+
+
 class EmotionClassifier(ClassifierMixin, BaseEstimator):
     """Base class: a CNN emotion classifier with the scikit-learn estimator interface.
 
@@ -331,12 +343,7 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
         is held out.
         """
         self.check_params()
-        X = check_images(X)
-        y = np.asarray(y)
-        if len(y) != len(X):
-            raise ValueError(f"X has {len(X)} images but y has {len(y)} labels")
-        if groups is not None and len(groups) != len(X):
-            raise ValueError(f"X has {len(X)} images but groups has {len(groups)} entries")
+        X, y, groups = self.check_fit_inputs(X, y, groups)
         self.classes_ = np.asarray(self.classes) if self.classes is not None else np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(f"a classifier needs at least 2 classes; y has only "
@@ -365,6 +372,25 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
         self.planned_epochs_ = result.planned_epochs
         self.stopped_early_ = result.stopped_early
         return self
+
+    @staticmethod
+    def check_fit_inputs(X, y, groups=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(X, y, groups)`` as arrays of one length (lists work as arrays do), or a clear
+        ``ValueError``. Methods that read their inputs before the shared ``fit`` (a teacher to
+        train, neutral images to average) call it first, after ``check_params``."""
+        X = check_images(X)
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be one label per image (1-D); got shape {y.shape}")
+        if y.dtype == object:
+            kinds = sorted({"str" if isinstance(v, str) else "number" if isinstance(v, Real)
+                            else type(v).__name__ for v in y})
+            if len(kinds) > 1 or kinds[0] not in ("str", "number"):
+                raise ValueError(f"labels must all be names or all integers; y holds "
+                                 f"{', '.join(kinds)}")
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} images but y has {len(y)} labels")
+        return X, y, aligned("groups", groups, len(X))
 
     def _seed(self) -> int:
         return 0 if self.random_state is None else int(self.random_state)
@@ -420,6 +446,7 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
         """Raw class scores (logits), ``(N, n_classes)``."""
         check_is_fitted(self)
         X = check_images(X)
+        aligned("groups", groups, len(X))  # unused here; a wrong length is still a mistake
         device = self._device()
         network = self.inference_network().to(device)
         return predict_logits(network, X, image_size=self.image_size, device=device,

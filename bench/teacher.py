@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
+from sklearn.utils.validation import check_is_fitted
 
 from .estimator import EmotionClassifier
 from .pretrained import torchvision_network
@@ -132,10 +133,14 @@ class LabelDistributionStudent(EmotionClassifier):
     def fit(self, X, y, groups=None, *, validation_data=None, teacher=None):
         """Fit; with ``ldl`` the targets are the distributions of ``teacher`` (a fitted
         :class:`LDGNClassifier`), trained here first when not given."""
+        self.check_params()  # before the teacher's training, which can take hours
+        X, y, groups = self.check_fit_inputs(X, y, groups)
         self._teacher = None
         self.teacher_ = None
         if self.uses_teacher():
-            if teacher is None:
+            if teacher is not None:
+                check_teacher(teacher)
+            else:
                 teacher = self.make_teacher().fit(X, y, groups, validation_data=validation_data)
             self._teacher = teacher
         try:
@@ -158,6 +163,14 @@ class LabelDistributionStudent(EmotionClassifier):
             return super()._loss(network, inputs, targets)
         logits = network(inputs)
         return soft_cross_entropy(logits, targets), logits
+
+
+def check_teacher(teacher) -> None:
+    """A teacher handed to ``fit`` must be a fitted :class:`LDGNClassifier`."""
+    if not isinstance(teacher, LDGNClassifier):
+        raise TypeError(f"teacher must be a fitted LDGNClassifier (see make_teacher()); got "
+                        f"{type(teacher).__name__}")
+    check_is_fitted(teacher)
 
 
 def teacher_summary(teacher: LDGNClassifier, distributions: np.ndarray | None = None,

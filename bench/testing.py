@@ -15,6 +15,8 @@ eye set on the CPU and asserts one rule:
 
 * declarations are well formed (:func:`bench.registry.declaration_problems`);
 * ``__init__`` only stores its parameters; ``clone`` and ``get_params``/``set_params`` round-trip;
+* user mistakes fail at once: predicting or calibrating before ``fit`` raises ``NotFittedError``,
+  and a bad parameter or inputs of unequal length raise ``ValueError`` before anything trains;
 * ``fit`` returns ``self``; ``predict_proba`` is ``(N, n_classes)`` in the order of ``classes_``,
   rows summing to one, and ``predict`` is its arg-max, as labels; the network is in the memory
   format the class declares; a 2-class and a 7-class fit work;
@@ -23,7 +25,8 @@ eye set on the CPU and asserts one rule:
   calibrated subject, one that does not is left as it was; frame-order methods accept
   ``sequences=``;
 * a teacher, when declared, is an estimator, and a student records it (``teacher_``);
-* two fits with the same ``random_state`` on the CPU give identical probabilities;
+* two fits with the same ``random_state`` on the CPU give identical probabilities, the second
+  given labels, subject and sequence ids as lists;
 * the registered cost (:class:`bench.Cost`, when ``exact``) equals fvcore's count.
 
 A registered name stands for that method at its smoke-preset settings with one epoch
@@ -37,9 +40,11 @@ import functools
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from .classes import CLASSES_7
 from .data import load_dataset
@@ -74,11 +79,14 @@ def _prepared(estimator: EmotionClassifier) -> EmotionClassifier:
     return clone(estimator).set_params(device="cpu", verbose=0)
 
 
-def _fit(estimator: EmotionClassifier, classes: int = 4, keep=None) -> EmotionClassifier:
+def _fit(estimator: EmotionClassifier, classes: int = 4, keep=None,
+         as_lists: bool = False) -> EmotionClassifier:
     data = _eyes(classes)
     keep = np.ones(len(data), bool) if keep is None else keep
-    fitted = estimator.fit(data.images[keep], data.label_names[keep], data.subjects[keep],
-                           **_order(estimator, data, keep))
+    y, groups, order = data.label_names[keep], data.subjects[keep], _order(estimator, data, keep)
+    if as_lists:
+        y, groups, order = list(y), list(groups), {k: list(v) for k, v in order.items()}
+    fitted = estimator.fit(data.images[keep], y, groups, **order)
     assert fitted is estimator, "fit must return self"
     return fitted
 
@@ -147,10 +155,53 @@ def check_fit_predict(estimator: EmotionClassifier) -> None:
     assert list(predicted) == list(est.classes_[proba.argmax(1)]), \
         "predict must be the class of predict_proba's largest column (columns in classes_ order)"
     assert 0 <= est.score(X, data.label_names[index], groups=groups) <= 1
+    _refused(ValueError, "predict_proba with one subject id too few", est.predict_proba, X,
+             groups[:-1], **_order(est, data, index))
+    if type(est).frame_order:
+        _refused(ValueError, "predict_proba with one sequence id too few", est.predict_proba, X,
+                 groups, sequences=data.sequences[index][:-1])
     forced = get_engine_options().channels_last
     wanted = type(est).channels_last if forced is None else forced
     assert is_channels_last(est.inference_network()) == wanted, \
         "the network must train and predict in the memory format the class declares"
+
+
+def _refused(error: type[Exception], what: str, call: Callable, *args, **kwargs) -> None:
+    try:
+        call(*args, **kwargs)
+    except error:
+        return
+    except AssertionError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any other error is the finding
+        raise AssertionError(f"{what} raised {type(err).__name__}: {err}, not "
+                             f"{error.__name__}") from err
+    raise AssertionError(f"{what} raised nothing; expected {error.__name__}")
+
+
+def check_input_errors(estimator: EmotionClassifier) -> None:
+    """User mistakes fail at once with a clear error: an unfitted estimator refuses to predict
+    and calibrate (scikit-learn's ``NotFittedError``), and a bad parameter value, or labels,
+    subject or sequence ids of the wrong length, stop ``fit`` before anything trains (a teacher
+    included)."""
+    est, data = _prepared(estimator), _eyes(4)
+    index = np.arange(12)
+    X, y, groups = data.images[index], data.label_names[index], data.subjects[index]
+    order = _order(est, data, index)
+    for name in ("predict", "predict_proba", "calibrate"):
+        args = (X, groups, y) if name == "calibrate" else (X, groups)
+        _refused(NotFittedError, f"{name} before fit", getattr(est, name), *args,
+                 **({} if name == "calibrate" else order))
+    mistakes = {"epochs=0": (clone(est).set_params(epochs=0), (X, y, groups), order),
+                "one label too few": (est, (X, y[:-1], groups), order),
+                "one subject id too few": (est, (X, y, groups[:-1]), order)}
+    if type(est).frame_order:
+        mistakes["one sequence id too few"] = (est, (X, y, groups),
+                                               {"sequences": data.sequences[index][:-1]})
+    untrained = AssertionError("fit began training before it checked its parameters and inputs")
+    with mock.patch("bench.estimator.train", side_effect=untrained):
+        for what, (candidate, args, kwargs) in mistakes.items():
+            _refused(ValueError, f"fit with {what}", candidate.fit, *args, **kwargs)
 
 
 def check_class_counts(estimator: EmotionClassifier) -> None:
@@ -213,13 +264,14 @@ def check_teacher(estimator: EmotionClassifier) -> None:
 
 
 def check_determinism(estimator: EmotionClassifier) -> None:
-    """The same ``random_state`` on the CPU gives the very same model."""
+    """The same ``random_state`` on the CPU gives the very same model, whether labels, subject
+    and sequence ids come as arrays or as lists (as scikit-learn's tools may pass them)."""
     data = _eyes(4)
-    again = _fit(_prepared(estimator))
+    again = _fit(_prepared(estimator), as_lists=True)
     np.testing.assert_array_equal(
-        again.predict_proba(data.images[:10], data.subjects[:10]),
+        again.predict_proba(data.images[:10], list(data.subjects[:10])),
         _fitted(estimator).predict_proba(data.images[:10], data.subjects[:10]),
-        err_msg="two fits with the same random_state differ")
+        err_msg="two fits with the same random_state differ (the second given lists)")
 
 
 def check_cost(estimator: EmotionClassifier) -> None:
@@ -247,7 +299,8 @@ def _registered_as(estimator: EmotionClassifier) -> list[str]:
 
 
 CHECKS: tuple[Callable[[EmotionClassifier], None], ...] = (
-    check_declarations, check_parameters, check_fit_predict, check_save_load, check_calibration,
+    check_declarations, check_parameters, check_input_errors, check_fit_predict, check_save_load,
+    check_calibration,
     check_teacher, check_determinism, check_class_counts, check_cost)
 
 

@@ -27,6 +27,35 @@ def check_images(X) -> np.ndarray:
     return X
 
 
+def grey_or_rgb(X: np.ndarray) -> np.ndarray:
+    """Checked images as ``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB: a single channel axis is
+    dropped and an alpha channel ignored, as :func:`to_input` does."""
+    X = check_images(X)
+    if X.ndim == 4 and X.shape[-1] == 1:
+        return X[..., 0]
+    return X[..., :3] if X.ndim == 4 else X
+
+
+def conform_images(X: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Images brought to one ``shape`` (``(H, W)`` grey or ``(H, W, 3)`` RGB): colour converted
+    (ITU-R BT.601 luma; grey repeated) and resized as :func:`to_input` resizes (bilinear with
+    antialiasing), for methods that combine images pixel by pixel."""
+    X = grey_or_rgb(X)
+    if X.shape[1:] == tuple(shape):
+        return X
+    if len(shape) == 2 and X.ndim == 4:
+        X = np.rint(X @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+    elif len(shape) == 3 and X.ndim == 3:
+        X = np.repeat(X[..., None], 3, axis=-1)
+    if X.shape[1:3] != tuple(shape[:2]):
+        x = torch.from_numpy(np.ascontiguousarray(X)).float()
+        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+        x = F.interpolate(x, size=tuple(shape[:2]), mode="bilinear", align_corners=False,
+                          antialias=True).round_().clamp_(0, 255).to(torch.uint8)
+        X = (x[:, 0] if len(shape) == 2 else x.permute(0, 2, 3, 1)).numpy()
+    return X
+
+
 def to_input(images: np.ndarray, device: torch.device, image_size: int) -> torch.Tensor:
     """uint8 ``(B, H, W[, C])`` -> float ``(B, 3, S, S)`` in [0, 1] on ``device``."""
     x = torch.from_numpy(np.ascontiguousarray(images))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from bench import EmotionClassifier, list_methods
@@ -67,6 +68,7 @@ class IgnoresCalibration(TinyNet):
     calibration = "neutral"
 
     def calibrate(self, X, groups, y=None):
+        check_is_fitted(self)
         return self  # declared, then ignored
 
 

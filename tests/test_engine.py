@@ -78,3 +78,21 @@ def test_records_carry_the_engine_options():
     with engine_options(channels_last=False):  # forced: the record says what was used
         assert record()["engine"] == {"channels_last": False, "amp": True, "compile": False}
     assert record()["engine"]["channels_last"] is True  # the method's own choice
+
+
+def test_conform_images_converts_colour_and_size_as_the_network_input_does():
+    from bench.transforms import conform_images, grey_or_rgb, to_input
+
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (3, 20, 30, 4), dtype=np.uint8)
+    assert grey_or_rgb(rgba).shape == (3, 20, 30, 3)
+    assert grey_or_rgb(rgba[..., :1]).shape == (3, 20, 30)
+    flat = np.full((2, 20, 30), 77, np.uint8)
+    np.testing.assert_array_equal(conform_images(flat, (10, 12, 3)), np.full((2, 10, 12, 3), 77))
+    grey = conform_images(np.repeat(flat[..., None], 3, axis=-1), (20, 30))
+    np.testing.assert_array_equal(grey, flat)
+    small = conform_images(rgba, (10, 15, 3))
+    expected = to_input(rgba, torch.device("cpu"), 10)  # square; compare a square resize
+    square = conform_images(rgba, (10, 10, 3))
+    np.testing.assert_allclose(square.transpose(0, 3, 1, 2) / 255, expected.numpy(), atol=1 / 255)
+    assert small.shape == (3, 10, 15, 3)

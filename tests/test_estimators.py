@@ -157,3 +157,24 @@ def test_from_scratch_resnet_blocks_start_as_the_identity(arch, last_bn):
     blocks = [m for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for m in layer]
     assert all(torch.count_nonzero(getattr(b, last_bn).weight) == 0 for b in blocks)
     assert torch.count_nonzero(net.bn1.weight) > 0  # only the residual branches' last BatchNorm
+
+
+@pytest.mark.parametrize("y, message", [
+    (["anger", None, "anger", "neutral"], "must all be names or all integers; y holds NoneType, str"),
+    ([["anger"], ["neutral"], ["anger"], ["neutral"]], "one label per image"),
+])
+def test_labels_of_mixed_kinds_are_refused_clearly(y, message):
+    X = np.zeros((4, 8, 8), np.uint8)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        get_estimator("shufflenet-v2", **TINY).fit(X, y)
+
+
+def test_a_teacher_must_be_a_fitted_ldgn(tiny_synthetic):
+    d = tiny_synthetic
+    student = get_estimator("ours", **TINY)
+    with pytest.raises(TypeError, match="teacher must be a fitted LDGNClassifier .* got "
+                                        "ShuffleNetV2Classifier"):
+        student.fit(d.images, d.label_names, d.subjects,
+                    teacher=get_estimator("shufflenet-v2", **TINY))
+    with pytest.raises(NotFittedError):
+        student.fit(d.images, d.label_names, d.subjects, teacher=student.make_teacher())

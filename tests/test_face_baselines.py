@@ -221,3 +221,18 @@ def test_stochastic_depth_reaches_every_block_and_the_quick_preset_turns_it_off(
         quick = preset_params("quick", method_info(name).presets)
         assert quick["stochastic_depth"] == 0.0
         assert drop_rates(get_estimator(name, **quick)) == [0.0] * 16
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_stylising_keeps_a_channel_axis_and_passes_alpha_through(channels):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (24, 32, channels), dtype=np.uint8)
+    for style in STYLES:
+        out = stylise(image, style)
+        assert out.shape == image.shape and out.dtype == np.uint8
+        if channels == 4:
+            np.testing.assert_array_equal(out[..., 3], image[..., 3])
+    X = np.repeat(image[None], 6, axis=0)
+    X2, y2, _, _, after = oversample(X, np.array(["a"] * 5 + ["b"]), np.arange(6), 0.5,
+                                     np.random.default_rng(0))
+    assert X2.shape[1:] == image.shape and after == {"a": 5, "b": 3}

@@ -209,8 +209,10 @@ def test_auto_falls_back_without_validation_frames_in_order(emo, tiny_synthetic)
     single = np.arange(val.sum())  # still images: each frame a sequence of its own
     threshold, report = est._settle_threshold((d.images[val], d.label_names[val]), single, "cpu")
     assert threshold == FALLBACK_THRESHOLD and "one frame each" in report["skip_threshold_note"]
-    with pytest.raises(ValueError, match="validation_sequences has 3 entries"):
-        est._settle_threshold((d.images[val], d.label_names[val]), d.sequences[:3], "cpu")
+    with pytest.raises(ValueError, match="validation_sequences must have one entry per image"):
+        EMOClassifier(**TINY).fit(
+            d.images[~val], d.label_names[~val], d.subjects[~val],
+            validation_data=(d.images[val], d.label_names[val]), validation_sequences=d.sequences[:3])
     given = EMOClassifier(**TINY, skip_threshold=0.9)
     given.threshold_, report = given._settle_threshold(None, None, "cpu")
     assert given.threshold() == given.threshold_ == 0.9 and report["skip_threshold_source"] == "parameter"
@@ -329,3 +331,17 @@ def test_personalised_methods_on_real_ckplus(ckplus_root, name):
     record = run_one(RunSpec(name, "ckplus", 7, 0, root=str(ckplus_root), preset="smoke",
                              latency=False, params={"epochs": 1}))
     assert record["n_test"] > 100 and record["calibration_images"]
+
+
+def test_eyemotion_takes_subjects_as_a_list_and_images_of_any_size(tiny_synthetic):
+    d = tiny_synthetic
+    est = EyemotionClassifier(**EYE).fit(d.images, list(d.label_names), list(d.subjects))
+    assert est.report_["train_subjects_without_neutral"] == 0
+    mine = np.flatnonzero(d.subjects == d.subjects[0])
+    neutral = mine[d.label_names[mine] == "neutral"]
+    wide = np.stack([np.pad(image, ((4, 4), (0, 8)), mode="edge") for image in d.images[mine]])
+    rgb = np.repeat(wide[..., None], 3, axis=-1)
+    est.calibrate(rgb[np.isin(mine, neutral)], [d.subjects[0]] * len(neutral))
+    assert est.predict(wide, list(d.subjects[mine])).shape == (len(mine),)
+    np.testing.assert_array_equal(est.predict_proba(rgb, d.subjects[mine]),
+                                  est.predict_proba(wide, d.subjects[mine]))
