@@ -99,8 +99,9 @@ def floats(text: str) -> list[float]:
 # -- list-valued options, checked against the registries ---------------------------------------
 
 def names(text: str | None, valid: list[str], what: str) -> list[str]:
-    """Comma-separated names, each one of ``valid`` (all of them when ``text`` is empty)."""
-    if not text:
+    """Comma-separated names, each one of ``valid`` (all of them when ``text`` is ``None``; an
+    empty string, e.g. from an unset shell variable, is refused rather than read as "all")."""
+    if text is None:
         return list(valid)
     chosen = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in valid]

@@ -33,13 +33,12 @@ from tqdm.auto import tqdm
 from .classes import canonical_name, class_set
 from .data import list_samples
 from .data.dataset import image_subject, safe_name
-from .data.folder import list_folder
+from .data.folder import MANIFEST, list_folder
 from .data.registry import SOURCE
 from .errors import DatasetError
 from .eyecrop import EyeCropper, Located
 from .files import atomic_write
 
-MANIFEST = "manifest.csv"
 #: The registered formats that hold faces (``reed`` and ``emug`` already hold eyes).
 FACE_DATASETS = ("ckplus", "fer2013", "folder", "jaffe", "rafdb")
 ON_MISS = ("fallback", "drop")
@@ -92,6 +91,7 @@ def prepare_eyes(dataset: str, root, out, classes: int = 7, cropper: EyeCropper 
         raise DatasetError(f"cannot crop eyes from {dataset!r}; face datasets: "
                            f"{', '.join(FACE_DATASETS)}")
     listing, path = list_samples(dataset, root, classes)
+    _refuse_out_inside(out, path)
     return _prepare(listing.table, listing.decode, dataset, out, classes, cropper, on_miss,
                     preview, progress, seed, source=(dataset, path))
 
@@ -105,6 +105,7 @@ def prepare_emug(mug_root, out, classes: int = 7, cropper: EyeCropper | None = N
         raise DatasetError(f"MUG root {root} does not exist. Expected layout: {MUG_LAYOUT}")
     if (root / "subjects3").is_dir():
         root = root / "subjects3"
+    _refuse_out_inside(out, root)
     try:
         table = list_folder(root)
     except DatasetError as err:
@@ -113,6 +114,16 @@ def prepare_emug(mug_root, out, classes: int = 7, cropper: EyeCropper | None = N
 
     return _prepare(table, read_image, "mug", out, classes, cropper, on_miss, preview, progress,
                     seed)
+
+
+def _refuse_out_inside(out, root: Path | None) -> None:
+    """Crops written inside the source folder would be read back as source images next time."""
+    if root is None:
+        return
+    out, root = Path(out).expanduser().resolve(), Path(root).expanduser().resolve()
+    if out == root or root in out.parents:
+        raise DatasetError(f"--out {out} is inside the data root {root}: the next run would read "
+                           "its crops as source images; choose a folder outside it")
 
 
 def _prepare(table, decode, name, out, classes, cropper, on_miss, preview, progress, seed,

@@ -3,7 +3,8 @@
 Consecutive frames are near-duplicates, so images of one subject never appear in two of train,
 validation and test. Each seed draws a different split (scikit-learn's ``GroupShuffleSplit``).
 Datasets without subject ids use their official lists; when those have no validation list, a
-stratified share of the official training list is held out, drawn per seed.
+stratified share of the official training list is held out, drawn per seed. So do eye crops that
+``bench prepare eyes`` cut from such a dataset (their manifest keeps each image's official split).
 
 Calibration: personalised methods need a few images of each test subject before they predict. For
 every test subject the protocol sets aside, per class with ``n`` images, ``k = max(1, round(share *
@@ -128,7 +129,7 @@ def calibration_set(dataset: EmotionDataset, test: np.ndarray, share: float) -> 
 def make_split(dataset: EmotionDataset, seed: int, rule,
                calibration_share: float = CALIBRATION_SHARE) -> Split:
     """Split ``dataset`` for one seed by ``rule`` (subject fractions or ``"official"``)."""
-    if rule == "official" or not dataset.has_subjects:
+    if rule == "official" or not dataset.has_subjects or dataset.split is not None:
         if dataset.split is None:
             raise BenchError(f"{dataset.name} has neither subject ids nor an official split")
         train, val, test = official_split(dataset, seed)

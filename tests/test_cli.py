@@ -48,6 +48,7 @@ def test_run_writes_and_prints_the_leaderboard_and_resumes(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["run", "--methods", "nope"], "unknown method nope; valid methods: shufflenet-v2, eyemotion"),
+    (["run", "--methods", ""], "unknown method ''; valid methods: shufflenet-v2, eyemotion"),
     (["run", "--seeds", "1,x"], "malformed --seeds"),
     (["run", "--dataset", "reed", "--methods", "shufflenet-v2"], "Expected layout: ROOT/<subject>"),
     (["run", "--device", "tpu"], "unknown device"),

@@ -172,6 +172,11 @@ def test_jaffe_file_names(tmp_path):
     d = load_dataset("jaffe", tmp_path, classes=4)
     assert len(d) == 4 and d.dropped == {"disgust": 1}
     assert sorted(set(d.subjects)) == ["KA", "KM"]
+    write_image(tmp_path / "S131.FE1.2.tiff", random_face(rng, (32, 32)))  # digits in a subject
+    write_image(tmp_path / "sheet.tiff", random_face(rng, (32, 32)))
+    with pytest.warns(UserWarning, match="skipping 1 image.*sheet.tiff"):
+        d = load_dataset("jaffe", tmp_path, classes=7, cache=False)
+    assert sorted(set(d.subjects)) == ["KA", "KM", "S131"]
 
 
 # ------------------------------------------------------------------------------------- RAF-DB

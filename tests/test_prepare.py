@@ -7,13 +7,15 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.data import load_dataset
+from bench.data import dataset_info, load_dataset
 from bench.errors import DatasetError
 from bench.eyecrop import EyeCropper
 from bench.prepare import MANIFEST, prepare_emug, prepare_eyes
+from bench.splits import make_split
 
 from .conftest import write_image
 from .faces import draw_face
+from .test_datasets import _rafdb_tree
 
 
 def run_cli(capsys, *argv):
@@ -235,3 +237,27 @@ def test_real_ckplus_eye_crops_keep_subjects_and_labels_and_can_be_benchmarked(
     record = evaluate("shufflenet-v2", "folder", classes=7, seeds=[0], root=out, preset="smoke",
                       latency=False)[0]
     assert 0 <= record["accuracy"] <= 1 and record["n_test"] > 0
+
+
+def test_crops_of_a_dataset_without_subjects_keep_its_official_split(tmp_path):
+    lines = [f"train_{i:05d}.jpg {1 + i % 7}" for i in range(1, 15)] + \
+            [f"test_{i:04d}.jpg {1 + i % 7}" for i in range(1, 8)]
+    out = tmp_path / "eyes"
+    prepare_eyes("rafdb", _rafdb_tree(tmp_path / "raf", lines), out, progress=False)
+    crops = load_dataset("folder", out, classes=7)
+    assert sorted(set(crops.split)) == ["test", "train"]
+    assert all(s.startswith(f"{split}-") for s, split in zip(crops.subjects, crops.split))
+    split = make_split(crops, 0, dataset_info("folder").split)
+    np.testing.assert_array_equal(np.sort(split.test), np.flatnonzero(crops.split == "test"))
+    manifest = pd.read_csv(out / MANIFEST, dtype=str, keep_default_na=False)
+    manifest.loc[0, "split"] = ""  # an image the manifest does not place
+    manifest.to_csv(out / MANIFEST, index=False)
+    with pytest.warns(UserWarning, match="no official split .* split by subject instead"):
+        assert load_dataset("folder", out, classes=7, cache=False).split is None
+
+
+def test_crops_may_not_be_written_inside_the_data_root(tmp_path):
+    src = face_folder(tmp_path / "faces", LAYOUT)
+    with pytest.raises(DatasetError, match="inside the data root"):
+        prepare_eyes("folder", src, src / "eyes", progress=False)
+    assert not (src / "eyes").exists()

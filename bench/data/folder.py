@@ -9,6 +9,7 @@ ordered by natural file-name order (``2.png`` before ``10.png``).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -16,9 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DatasetError
+from ..errors import BenchError, DatasetError
 from .images import IMAGE_SUFFIXES, read_image
-from .registry import Listing, register_dataset
+from .registry import SOURCE, Listing, dataset_info, register_dataset
+
+#: written by ``bench prepare`` beside its crops (see :mod:`bench.prepare`)
+MANIFEST = "manifest.csv"
 
 LAYOUT = (
     "ROOT/<subject>/<emotion>/<frame images> (or ROOT/<subject>/<emotion>/<sequence>/<frames>); "
@@ -78,7 +82,35 @@ def _dirs(path: str) -> list[str]:
 
 
 def lister(root, classes=4) -> Listing:
-    return Listing(list_folder(root), read_image)
+    table = list_folder(root)
+    split = prepared_official_split(root, table)
+    if split is not None:
+        table["split"] = split
+    return Listing(table, read_image)
+
+
+def prepared_official_split(root: Path, table: pd.DataFrame) -> list[str] | None:
+    """Each image's official split, for eye crops that ``bench prepare eyes`` cut from a dataset
+    that has official lists instead of subject ids (RAF-DB, FER2013): read from its manifest, so
+    that the crops are split as their faces are. ``None`` for any other folder, or (with a
+    warning) when some images are not in the manifest."""
+    try:
+        source = json.loads((Path(root) / SOURCE).read_text(encoding="utf-8"))["dataset"]
+        if dataset_info(source).split != "official":
+            return None
+        manifest = pd.read_csv(Path(root) / MANIFEST, dtype=str, keep_default_na=False)
+        by_file = dict(zip(manifest["file"], manifest["split"]))
+    except (OSError, ValueError, KeyError, TypeError, BenchError):
+        return None
+    files = [os.path.relpath(f, root).replace(os.sep, "/") for f in table["file"]]
+    split = [by_file.get(f) for f in files]
+    missing = [f for f, s in zip(files, split) if s not in ("train", "val", "test")]
+    if missing:
+        warnings.warn(f"{len(missing)} image(s) under {root} have no official split in its "
+                      f"{MANIFEST} (e.g. {missing[0]}): the crops are split by subject instead",
+                      stacklevel=2)
+        return None
+    return split
 
 
 register_dataset("folder", description="your own eye (or face) images in the REED layout, any root",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import pandas as pd
 
@@ -11,21 +12,25 @@ from .images import is_image_file, read_image
 from .registry import Listing, register_dataset
 
 LAYOUT = "ROOT/<subject>.<EMOTION><n>.<serial>.tiff, emotion codes AN DI FE HA NE SA SU"
-NAME = re.compile(r"^([A-Za-z]+)\.([A-Za-z]{2})(\d+)\.(\d+)$")
+NAME = re.compile(r"^([A-Za-z0-9]+)\.([A-Za-z]{2})(\d+)\.(\d+)$")
 
 
 @register_dataset("jaffe", description="JAFFE: 213 posed faces of 10 Japanese women",
                   layout=LAYOUT)
 def list_jaffe(root, classes=7) -> Listing:
-    rows = []
+    rows, other = [], []
     for path in sorted(p for p in root.rglob("*") if is_image_file(p)):
         m = NAME.match(path.stem)
         if not m:
-            continue  # JAFFE copies often carry a README or a contact sheet beside the images
+            other.append(path)  # JAFFE copies often carry a contact sheet beside the images
+            continue
         subject, code, n, _serial = m.groups()
         subject = subject.upper()
         rows.append((path, str(path), code, subject, f"{subject}.{code.upper()}", int(n)))
     if not rows:
         raise DatasetError(f"no JAFFE-named images (<subject>.<EMOTION><n>.<serial>.tiff) under {root}")
+    if other:
+        warnings.warn(f"skipping {len(other)} image(s) not named <subject>.<EMOTION><n>.<serial> "
+                      f"under {root}, e.g. {other[0]}", stacklevel=2)
     table = pd.DataFrame(rows, columns=["source", "file", "label", "subject", "sequence", "frame"])
     return Listing(table, read_image)
