@@ -127,7 +127,10 @@ class EyemotionClassifier(EmotionClassifier):
                 if len(validation_data) > 2 else None
             val_means, _ = self._subject_means(X_val, y_val, g_val)
             validation_data = (self._personalise(X_val, g_val, val_means)[0], y_val)
-        if missing:
+        if groups is None:
+            warnings.warn("Eyemotion: no subject ids (groups), so no per-subject neutral means: "
+                          "every image uses the training set's mean neutral image", stacklevel=2)
+        elif missing:
             warnings.warn(f"Eyemotion: {missing} training subject(s) without neutral images use "
                           "the training set's mean neutral image", stacklevel=2)
         self.subject_means_ = {}

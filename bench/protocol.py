@@ -310,7 +310,7 @@ def _prepared(spec: RunSpec, estimator: EmotionClassifier | None, verbose: int,
     if not whole_test:  # after calibration was set aside, so calibration is the same either way
         split = replace(split, test=thin_sequences(dataset, split.test, preset.test_frames))
     run = TrainedRun(spec, est, dataset, split, 0.0, False)
-    run.missing_classes = _missing_classes(dataset, split)
+    run.missing_classes = _missing_classes(dataset, split, spec.seed)
     run.train_labels = noisy_labels(dataset.label_names[split.train], dataset.class_names,
                                     spec.label_noise, spec.seed)
     train = run.part("train")
@@ -319,20 +319,38 @@ def _prepared(spec: RunSpec, estimator: EmotionClassifier | None, verbose: int,
     return run, train, fit_args
 
 
-def _missing_classes(dataset: EmotionDataset, split) -> dict:
+def _missing_classes(dataset: EmotionDataset, split, seed: int) -> dict:
     """Classes without a single image in the training or test part: reported, with a warning,
     rather than refused, since a small private dataset may simply lack them (the network keeps
     every output; such a class cannot be predicted correctly, or scored, in that seed)."""
     missing = {}
+    nowhere = [c for c in dataset.class_names if c not in set(dataset.label_names)]
+    if nowhere:
+        _warn_once(dataset, f"{dataset.name}: no image of {', '.join(nowhere)} at all; the runs "
+                   "go on and their records list it (missing_classes)")
     for part in ("train", "test"):
         present = set(dataset.label_names[getattr(split, part)])
         absent = [c for c in dataset.class_names if c not in present]
         if absent:
             missing[part] = absent
-            warnings.warn(f"{dataset.name}: no {part} image of {', '.join(absent)} in this "
-                          "split; the run goes on and its record lists them (missing_classes)",
-                          stacklevel=3)
+        if absent := [c for c in absent if c not in nowhere]:
+            _warn_once(dataset, f"{dataset.name}: no {part} image of {', '.join(absent)} in "
+                       f"the split of seed {seed}; the run goes on and its record lists them "
+                       "(missing_classes)")
     return missing
+
+
+_WARNED: set[tuple] = set()
+
+
+def _warn_once(dataset: EmotionDataset, message: str) -> None:
+    """A warning about the data, shown once per process and data folder: every task of a grid
+    prepares the same split again (planning, teacher, fit, score), and a dataset that lacks a
+    class would otherwise say so for each of them."""
+    key = (dataset.root, len(dataset), message)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(message, stacklevel=4)
 
 
 def _calibrate(run: TrainedRun, score_uncalibrated: bool) -> None:

@@ -71,6 +71,8 @@ def test_subjects_without_neutrals_fall_back_with_a_warning(tiny_synthetic):
     with pytest.warns(UserWarning, match="without calibration"):
         est.predict(d.images[:3], np.array(["stranger"] * 3))
     assert est.report_["predict_subjects_without_calibration"] == 1
+    with pytest.warns(UserWarning, match="no subject ids"):
+        EyemotionClassifier(**{**EYE, "epochs": 1}).fit(d.images, d.label_names)
 
 
 def test_eyemotion_needs_neutral_training_images(tiny_synthetic):

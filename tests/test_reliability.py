@@ -78,6 +78,19 @@ def test_a_class_absent_from_the_training_split_is_reported(folder_dataset):
     assert len(record["class_names"]) == 4  # the class stays an output and a table column
 
 
+def test_a_class_absent_from_the_whole_dataset_is_reported_once(folder_dataset):
+    root = folder_dataset({f"s{i}": {"happy": 3, "angry": 3, "neutral": 3} for i in range(6)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        records = evaluate("shufflenet-v2", "folder", 4, seeds=[0, 1], root=root,
+                           preset="smoke", latency=False)
+    messages = [str(w.message) for w in caught if "surprise" in str(w.message)]
+    assert messages == ["folder: no image of surprise at all; the runs go on and their records "
+                        "list it (missing_classes)"]
+    assert all(r["missing_classes"] == {"train": ["surprise"], "test": ["surprise"]}
+               for r in records)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "--label-noise", "1.5"], "must be at least 0 and below 1"),
     (["run", "--threads", "0"], "must be at least 1"),

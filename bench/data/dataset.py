@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..classes import canonical_name, class_set
-from ..errors import DatasetError
+from ..errors import BenchError, DatasetError
 from .images import resize_square, to_common_mode
 
 
@@ -117,7 +117,8 @@ def assemble(
     if table.empty:
         raise DatasetError(f"{name}: no images found" + (f" under {root}" if root else ""))
     table = table.copy()
-    table["class"] = [canonical_name(v) for v in table["label"]]
+    table["class"] = [_class_of(label, where) for label, where in
+                      zip(table["label"], table["file"] if "file" in table else table["source"])]
     keep = table["class"].isin(names)
     dropped = dict(Counter(table.loc[~keep, "class"]))
     table = table[keep]
@@ -164,6 +165,14 @@ def assemble(
         dropped=dropped,
         skipped=skipped,
     )
+
+
+def _class_of(label, where) -> str:
+    """The canonical class of a raw label; an unknown one names an image that carries it."""
+    try:
+        return canonical_name(label)
+    except BenchError as err:
+        raise BenchError(f"{err} (e.g. {where})") from None
 
 
 def _safe_decode(decode, source, image_size):
