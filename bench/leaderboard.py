@@ -57,6 +57,18 @@ def paper_reference(method: str, dataset: str, classes: int):
     return method_info(method).references.get((dataset, int(classes)))
 
 
+def calibration_cell(g: pd.DataFrame) -> str:
+    """"yes" for a method that declares calibration and was given calibration images; "none
+    given" when it declares it but the data had none (no subject ids, or one image per class and
+    subject), so the row is not mistaken for a personalised one."""
+    if not g["calibration"].any():
+        return "no"
+    if "calibration_images" not in g:
+        return "yes"  # records from before the count was kept
+    given = sum(sum(c.values()) for c in g["calibration_images"] if isinstance(c, dict))
+    return "yes" if given else "none given"
+
+
 def summarise(records: list[dict]) -> pd.DataFrame:
     """One row per method (mean over seeds; ``*_std`` is the sample std over seeds), best first.
 
@@ -92,7 +104,7 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "latency_iqr_ms": g["latency_iqr_ms"].median(),
             "latency_unstable": int((g["latency_stable"] == False).sum()),  # noqa: E712 - None: unknown
             "latency_device": ", ".join(sorted(set(g["latency_device"].dropna()))),
-            "calibration": "yes" if g["calibration"].any() else "no",
+            "calibration": calibration_cell(g),
             "train_s": g["train_s"].mean(),
             "val_accuracy": g["val_accuracy"].mean(),
             "min_predicted_classes": g["n_predicted_classes"].min(),

@@ -4,7 +4,14 @@ import re
 import pandas as pd
 import pytest
 
-from bench.leaderboard import COLUMNS, PAPER_COLUMNS, summarise, write_all, write_leaderboard
+from bench.leaderboard import (
+    COLUMNS,
+    PAPER_COLUMNS,
+    calibration_cell,
+    summarise,
+    write_all,
+    write_leaderboard,
+)
 from bench.records import load_records, write_record
 
 
@@ -100,3 +107,14 @@ def test_records_are_written_atomically(tmp_path):
     with pytest.warns(UserWarning):
         (path.parent / "partial.json").write_text('{"method": ')
         assert len(load_records(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("declared, given, cell", [
+    ([False, False], [{}, {}], "no"),
+    ([True, True], [{"s1": 2}, {"s2": 1}], "yes"),
+    ([True, True], [{}, {"a": 0}], "none given"),  # no subject ids: nothing to calibrate on
+])
+def test_the_calibration_column_says_whether_calibration_images_were_given(declared, given, cell):
+    g = pd.DataFrame({"calibration": declared, "calibration_images": given})
+    assert calibration_cell(g) == cell
+    assert calibration_cell(g.drop(columns="calibration_images")) == ("no" if cell == "no" else "yes")
