@@ -138,7 +138,6 @@ class EfficientNetLDLClassifier(LabelDistributionStudent):
     def fit(self, X, y, groups=None, *, validation_data=None, teacher=None):
         """Fit on ``X`` plus, with ``stylise``, stylised copies of the smaller classes; the teacher
         (trained here on the original images when not given) labels the copies too."""
-        self.check_params()
         X, y, groups = self.check_fit_inputs(X, y, groups)
         if self.ldl and teacher is None:
             teacher = self.make_teacher().fit(X, y, groups, validation_data=validation_data)

@@ -187,7 +187,6 @@ class EMOClassifier(LabelDistributionStudent):
         frames are in order with sequence ids ``validation_sequences``. ``sequences`` (or,
         without it, changes of subject or label in ``X``'s order) tell which frames are
         neighbours for the encoder's training pairs."""
-        self.check_params()
         X, y, groups = self.check_fit_inputs(X, y, groups)
         sequences = aligned("sequences", sequences, len(X))
         if validation_data is not None and validation_sequences is not None:  # checked before,

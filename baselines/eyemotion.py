@@ -110,7 +110,6 @@ class EyemotionClassifier(EmotionClassifier):
         return out, unknown
 
     def fit(self, X, y, groups=None, *, validation_data=None):
-        self.check_params()
         X, y, groups = self.check_fit_inputs(X, y, groups)
         X = grey_or_rgb(X)
         self.image_shape_ = X.shape[1:]

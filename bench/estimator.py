@@ -342,7 +342,6 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
         on that split; otherwise a subject-disjoint ``validation_fraction`` of the training data
         is held out.
         """
-        self.check_params()
         X, y, groups = self.check_fit_inputs(X, y, groups)
         self.classes_ = np.asarray(self.classes) if self.classes is not None else np.unique(y)
         if len(self.classes_) < 2:
@@ -373,11 +372,13 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
         self.stopped_early_ = result.stopped_early
         return self
 
-    @staticmethod
-    def check_fit_inputs(X, y, groups=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """``(X, y, groups)`` as arrays of one length (lists work as arrays do), or a clear
-        ``ValueError``. Methods that read their inputs before the shared ``fit`` (a teacher to
-        train, neutral images to average) call it first, after ``check_params``."""
+    def check_fit_inputs(self, X, y, groups=None) -> tuple[np.ndarray, np.ndarray,
+                                                           np.ndarray | None]:
+        """Check the parameters (``check_params``), then return ``(X, y, groups)`` as arrays of
+        one length (lists work as arrays do), or raise a clear ``ValueError``. ``fit`` starts
+        with it; methods that use their inputs before the shared ``fit`` (a teacher to train,
+        neutral images to average) call it first themselves."""
+        self.check_params()
         X = check_images(X)
         y = np.asarray(y)
         if y.ndim != 1:

@@ -133,8 +133,7 @@ class LabelDistributionStudent(EmotionClassifier):
     def fit(self, X, y, groups=None, *, validation_data=None, teacher=None):
         """Fit; with ``ldl`` the targets are the distributions of ``teacher`` (a fitted
         :class:`LDGNClassifier`), trained here first when not given."""
-        self.check_params()  # before the teacher's training, which can take hours
-        X, y, groups = self.check_fit_inputs(X, y, groups)
+        X, y, groups = self.check_fit_inputs(X, y, groups)  # before the teacher trains
         self._teacher = None
         self.teacher_ = None
         if self.uses_teacher():
