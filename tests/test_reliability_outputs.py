@@ -13,6 +13,7 @@ from PIL import Image
 
 from bench.cli import main
 from bench.data import load_dataset
+from bench.errors import DatasetError
 from bench.files import locked
 
 SMOKE = ["run", "--dataset", "synthetic", "--classes", "4", "--preset", "smoke", "--epochs", "1",
@@ -162,8 +163,19 @@ def test_a_self_linked_subject_and_a_stray_file_are_named_and_skipped(folder_dat
         data = load_dataset("folder", root, classes=4, cache=False)
     messages = " ".join(str(w.message) for w in caught)
     assert "loop: Too many levels of symbolic links" in messages
-    assert "stray.png: a file where the layout has folders" in messages
+    assert "skipping 1 file(s) in" in messages and "where the layout has folders" in messages
+    assert "e.g. stray.png" in messages
     assert len(data) == 12
+
+
+def test_a_flat_folder_is_one_warning_and_an_error_that_says_flat(tmp_path):
+    for i in range(30):  # e.g. JAFFE's images given as --dataset folder
+        Image.new("L", (8, 8)).save(tmp_path / f"KA.AN{i}.tiff")
+    with pytest.warns(UserWarning) as caught, \
+            pytest.raises(DatasetError, match="its 30 images lie directly in it.*--dataset jaffe"):
+        load_dataset("folder", tmp_path, classes=4, cache=False)
+    strays = [w for w in caught if "where the layout has folders" in str(w.message)]
+    assert len(strays) == 1 and "skipping 30 file(s)" in str(strays[0].message)
 
 
 def test_exif_orientation_is_applied(tmp_path):

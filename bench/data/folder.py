@@ -55,15 +55,18 @@ def list_folder(root: Path) -> pd.DataFrame:
                 rows.append((path, path, emotion, subject, seq, frame))
     table = pd.DataFrame(rows, columns=["source", "file", "label", "subject", "sequence", "frame"])
     if table.empty:
-        raise DatasetError(f"no images in the subject/emotion layout under {root}")
+        flat = _flat_images(root)
+        hint = (f": its {flat} images lie directly in it, not in subject/emotion folders (JAFFE's "
+                f"flat folder is read by --dataset jaffe)") if flat else ""
+        raise DatasetError(f"no images in the subject/emotion layout under {root}{hint}")
     return table
 
 
 def _dirs(path: str) -> list[str]:
-    """The visible sub-folders of ``path``. A plain file there, or a link that cannot be followed
-    (one that points at itself), is left out with a warning that names it: a misplaced file is
-    likely a mistake, and the user should know it was not read."""
-    names = []
+    """The visible sub-folders of ``path``. Plain files there, and links that cannot be followed
+    (one that points at itself), are left out with one warning per folder that counts and names
+    them: a misplaced file is likely a mistake, and the user should know it was not read."""
+    names, stray = [], []
     with os.scandir(path) as entries:
         for entry in entries:
             if entry.name.startswith("."):
@@ -76,9 +79,19 @@ def _dirs(path: str) -> list[str]:
             if is_dir:
                 names.append(entry.name)
             elif not entry.name.lower().endswith((".json", ".csv", ".txt", ".md")):
-                warnings.warn(f"skipping {entry.path}: a file where the layout has folders "
-                              f"({LAYOUT.split(';')[0]})", stacklevel=2)
+                stray.append(entry.name)
+    if stray:
+        stray.sort(key=natural_key)
+        warnings.warn(f"skipping {len(stray)} file(s) in {path} where the layout has folders "
+                      f"({LAYOUT.split(';')[0]}), e.g. {stray[0]}", stacklevel=2)
     return sorted(names)
+
+
+def _flat_images(root) -> int:
+    """How many images lie directly in ``root``: a flat folder (JAFFE's, or a class-less dump)
+    deserves an error that says so rather than "no images"."""
+    with os.scandir(root) as entries:
+        return sum(e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES) for e in entries)
 
 
 def lister(root, classes=4) -> Listing:
