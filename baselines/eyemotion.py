@@ -13,6 +13,9 @@ Decisions (no public code exists):
 * The difference image (range -255..255) is stored as ``128 + difference / 2`` in uint8, so that
   the shared engine (augmentation, normalisation) is used unchanged; one grey level of the
   difference is lost.
+* In training (and validation) a neutral image is subtracted from the mean of its subject's
+  *other* neutral images, as a test image is from a calibration mean it is not part of; with a
+  subject's only neutral image, the training set's mean neutral is used.
 * A subject without neutral images gets the training set's mean neutral image instead, with a
   warning; ``report_`` counts such subjects (training and last prediction), and the protocol
   copies it into the run record.
@@ -80,19 +83,31 @@ class EyemotionClassifier(EmotionClassifier):
         shape = getattr(self, "image_shape_", None)  # absent from estimators saved before it
         return grey_or_rgb(X) if shape is None else conform_images(X, shape)
 
-    def _subject_means(self, X, y, groups) -> tuple[dict, int]:
-        """Each subject's mean neutral image from labelled data; (means, subjects without)."""
-        neutral = y == self.neutral_label
+    def _personalise_labelled(self, X, y, groups) -> tuple[np.ndarray, int]:
+        """Labelled images minus their subject's mean neutral image, a neutral image minus the
+        mean of its subject's *other* neutral images (the training set's mean neutral when it
+        has none): at test time a neutral image is never part of the calibration mean it is
+        subtracted from, so training must not see neutral differences shrunk towards zero (a
+        subject's only neutral image would otherwise become a flat grey image, an easy cue that
+        test images never show). Returns (images, subjects without neutral images)."""
         if groups is None:
-            return {}, 1
-        means, missing = {}, 0
+            return subtract_neutral(X, self.neutral_mean_), 1
+        neutral = y == self.neutral_label
+        out, missing = np.empty_like(X), 0
         for subject in np.unique(groups):
-            mine = (groups == subject) & neutral
-            if mine.any():
-                means[subject] = X[mine].astype(np.float32).mean(axis=0)
-            else:
+            mine = groups == subject
+            own = np.flatnonzero(mine & neutral)
+            if not len(own):
                 missing += 1
-        return means, missing
+                out[mine] = subtract_neutral(X[mine], self.neutral_mean_)
+                continue
+            total = X[own].astype(np.float32).sum(axis=0)
+            rest = np.flatnonzero(mine & ~neutral)
+            out[rest] = subtract_neutral(X[rest], total / len(own))
+            for i in own:
+                others = (total - X[i]) / (len(own) - 1) if len(own) > 1 else self.neutral_mean_
+                out[i] = subtract_neutral(X[i], others)
+        return out, missing
 
     def _personalise(self, X, groups, means: dict) -> tuple[np.ndarray, int]:
         """Subtract each image's subject mean (the fallback for unknown subjects)."""
@@ -118,14 +133,12 @@ class EyemotionClassifier(EmotionClassifier):
             raise ValueError(f"Eyemotion needs neutral images in training; no label equals "
                              f"neutral_label={self.neutral_label!r}")
         self.neutral_mean_ = X[neutral].astype(np.float32).mean(axis=0)
-        means, missing = self._subject_means(X, y, groups)
-        X_personal, _ = self._personalise(X, groups, means)
+        X_personal, missing = self._personalise_labelled(X, y, groups)
         if validation_data is not None:
             X_val, y_val = self._conform(validation_data[0]), np.asarray(validation_data[1])
             g_val = aligned("validation groups", validation_data[2], len(X_val)) \
                 if len(validation_data) > 2 else None
-            val_means, _ = self._subject_means(X_val, y_val, g_val)
-            validation_data = (self._personalise(X_val, g_val, val_means)[0], y_val)
+            validation_data = (self._personalise_labelled(X_val, y_val, g_val)[0], y_val)
         if groups is None:
             warnings.warn("Eyemotion: no subject ids (groups), so no per-subject neutral means: "
                           "every image uses the training set's mean neutral image", stacklevel=2)

@@ -36,12 +36,25 @@ def test_each_subject_gets_its_own_neutral_mean():
     X, y, groups = two_subjects()
     est = EyemotionClassifier(**EYE)
     est.neutral_mean_ = X[y == "neutral"].astype(np.float32).mean(0)
-    means, missing = est._subject_means(X, y, groups)
-    personal, unknown = est._personalise(X, groups, means)
-    assert missing == 0 and unknown == 0
+    personal, missing = est._personalise_labelled(X, y, groups)
+    assert missing == 0
     assert np.all(np.abs(personal.astype(int) - 128) <= 1)  # mixing subjects up gives 48 or 208
-    swapped, _ = est._personalise(X, groups[::-1], means)
+    means = {g: X[groups == g][0].astype(np.float32) for g in ("a", "b")}
+    swapped, _ = est._personalise(X, groups[::-1], means)  # as a test image of the wrong subject
     assert np.abs(swapped.astype(int) - 128).max() > 50
+
+
+def test_a_training_neutral_is_not_part_of_the_mean_it_is_subtracted_from():
+    """As at test time, where calibration neutrals are not scored: subject a's neutrals are 40
+    and 80 (happy 60), subject b has one neutral, which gets the training set's mean instead."""
+    X = np.array([40, 80, 60, 100, 100], np.uint8)[:, None, None] * np.ones((1, 4, 4), np.uint8)
+    y = np.array(["neutral", "neutral", "happiness", "neutral", "happiness"])
+    groups = np.array(["a", "a", "a", "b", "b"])
+    est = EyemotionClassifier(**EYE)
+    est.neutral_mean_ = np.full((4, 4), 70.0, np.float32)
+    out, missing = est._personalise_labelled(X, y, groups)
+    assert missing == 0
+    assert out[:, 0, 0].tolist() == [108, 148, 128, 143, 128]  # 128 + (x - reference) / 2
 
 
 def test_calibration_means_are_used_per_test_subject(monkeypatch, tiny_synthetic):
