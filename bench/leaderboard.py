@@ -510,7 +510,7 @@ def render_personalisation(records: list[dict]) -> str | None:
         return None
     r0 = records[0]
     return "\n".join([
-        f"# Personalisation on {r0['dataset']}, {r0['classes']} classes",
+        f"# Personalisation on {r0.get('board') or r0['dataset']}, {r0['classes']} classes",
         "",
         "Each personalised method scored twice on the same test images: before and after "
         "`calibrate` with each test subject's calibration images (which are never scored). "

@@ -338,6 +338,8 @@ def test_runs_record_calibration_and_the_uncalibrated_score(name, kind):
     assert record["method_report"]["calibrated_subjects"] == len(record["subjects"]["test"])
     table = render_personalisation([record])
     assert name in table and "Accuracy % without" in table
+    named = render_personalisation([{**record, "dataset": "folder", "board": "my-eyes"}])
+    assert named.startswith("# Personalisation on my-eyes, 4 classes")  # the board's name
 
 
 @pytest.mark.ckplus
