@@ -232,11 +232,16 @@ def run_record(run: TrainedRun, y_true, y_pred, cost: CostProfile, *, predict_s:
 
 
 def latency_fields(cost: CostProfile) -> dict:
-    """The latency part of a record (empty until it is timed)."""
+    """The latency part of a record (empty until it is timed). ``latency_timed_at`` (UTC, to the
+    minute) lets a board say when its latencies come from separate timing passes: a shared
+    machine's speed changes from day to day, so only figures timed together compare well."""
+    timed = cost.latency_ms is not None
     return {"latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
             "latency_device": cost.latency_device, "throughput": cost.throughput,
             "latency_blocks": cost.latency_blocks, "latency_stable": cost.latency_stable,
-            "latency_cpu_share": cost.latency_cpu_share}
+            "latency_cpu_share": cost.latency_cpu_share,
+            "latency_timed_at": datetime.now(timezone.utc).isoformat(timespec="minutes")
+            if timed else None}
 
 
 def settings_of(record: dict) -> dict:

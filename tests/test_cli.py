@@ -370,6 +370,8 @@ def test_leaderboard_retime_times_rows_of_separate_runs_together(capsys, tmp_pat
                for m in ("ours", "ours-sll")]
     assert retimed[0]["latency_ms"] == retimed[1]["latency_ms"] < 999
     assert retimed[1]["latency_timed_with"] == "ours seed 0" and retimed[0]["accuracy"] == accuracy
+    assert record["latency_timed_at"] and all(r["latency_timed_at"] for r in retimed)
+    assert "Latencies timed in one pass" in (tmp_path / "synthetic-4.md").read_text()
 
 
 def test_leaderboard_retime_leaves_records_it_cannot_rebuild_as_they_were(capsys, tmp_path):

@@ -118,3 +118,22 @@ def test_the_calibration_column_says_whether_calibration_images_were_given(decla
     g = pd.DataFrame({"calibration": declared, "calibration_images": given})
     assert calibration_cell(g) == cell
     assert calibration_cell(g.drop(columns="calibration_images")) == ("no" if cell == "no" else "yes")
+
+
+def test_the_board_says_when_its_latencies_come_from_separate_timing_passes(tmp_path):
+    times = ["2026-12-01T09:00+00:00", "2026-12-01T09:20+00:00", "2026-12-03T14:05+00:00"]
+    for seed, at in enumerate(times):
+        write_record(tmp_path, {**record(seed=seed), "latency_timed_at": at})
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert ("separate timing passes: 2026-12-01 09:00 UTC (2 runs), 2026-12-03 14:05 UTC (1 run)"
+            in markdown and "--retime" in markdown)
+    write_record(tmp_path, {**record(seed=2), "latency_timed_at": times[1]})  # retimed with them
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert "Latencies timed in one pass, from 2026-12-01 09:00 UTC (3 runs)." in markdown
+    write_record(tmp_path, record(seed=2))  # an older record: no time kept
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert "1 run(s) timed before the time was recorded" in markdown
+    for seed in range(3):
+        write_record(tmp_path, record(seed=seed))
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert "When these latencies were timed is not recorded" in markdown
