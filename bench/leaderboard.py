@@ -295,6 +295,10 @@ def timing_line(records: list[dict]) -> str | None:
     if not timed:
         return None
     at = sorted(pd.Timestamp(r["latency_timed_at"]) for r in timed if r.get("latency_timed_at"))
+    if not at:
+        return ("When these latencies were timed is not recorded (records written before "
+                "`latency_timed_at` was kept); `bench leaderboard --retime` times every row again "
+                "in one pass.")
     unknown = len(timed) - len(at)
     passes = []
     for t in at:
@@ -305,11 +309,7 @@ def timing_line(records: list[dict]) -> str | None:
     listed = ", ".join(f"{p[0]:%Y-%m-%d %H:%M} UTC ({len(p)} run{'s' if len(p) != 1 else ''})"
                        for p in passes)
     if unknown:
-        listed += (", " if listed else "") + f"{unknown} run(s) timed before the time was recorded"
-    if not passes:
-        return ("When these latencies were timed is not recorded (records written before "
-                "`latency_timed_at` was kept); `bench leaderboard --retime` times every row again "
-                "in one pass.")
+        listed += f", {unknown} run(s) timed before the time was recorded"
     if len(passes) == 1 and not unknown:
         return f"Latencies timed in one pass, from {listed}."
     return (f"Latencies come from separate timing passes: {listed}. A shared machine's speed "
