@@ -137,3 +137,36 @@ def test_the_board_says_when_its_latencies_come_from_separate_timing_passes(tmp_
         write_record(tmp_path, record(seed=seed))
     _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
     assert "When these latencies were timed is not recorded" in markdown
+
+
+def test_settings_say_when_a_network_or_its_teacher_was_pre_trained_on_faces(tmp_path):
+    faces = {"dataset": "ckplus", "images": 272, "subjects": 49, "left_out_subjects": 74}
+    write_record(tmp_path, {**record("ldgn"), "pretrain": faces})
+    write_record(tmp_path, {**record("ours"), "teacher": {"pretrain": {**faces, "subjects": 50}}})
+    write_record(tmp_path, {**record("ours", seed=1), "teacher": {"pretrain": faces}})
+    write_record(tmp_path, {**record("eac"), "teacher": None})
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    settings = {line.split("**")[1]: line for line in markdown.splitlines() if line.startswith("- **")}
+    assert "pre-trained on ckplus faces (49 subjects, 74 left out)" in settings["ldgn"]
+    assert "from scratch" not in settings["ldgn"]
+    assert ("from scratch; its teacher pre-trained on ckplus faces (49-50 subjects, 74 left out)"
+            in settings["ours"])
+    assert "from scratch, seeds 0" in settings["eac"] and "teacher" not in settings["eac"]
+
+
+def test_the_board_names_the_methods_that_share_a_latency_figure(tmp_path):
+    write_record(tmp_path, record("efficientnet-b0"))
+    write_record(tmp_path, record("efficientnet-b0", seed=1)
+                 | {"latency_timed_with": "efficientnet-b0 seed 0"})
+    write_record(tmp_path, record("efficientnet-ldl") | {"latency_timed_with": "efficientnet-b0 seed 0"})
+    write_record(tmp_path, record("emo") | {"latency_timed_with": "emo-ldl seed 0"})
+    write_record(tmp_path, record("emo-ldl"))
+    write_record(tmp_path, record("eac", seed=1) | {"latency_timed_with": "eac seed 0"})
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert ("share that figure (each record's `latency_timed_with`): the seeds of a method, and "
+            "efficientnet-b0, efficientnet-ldl; emo, emo-ldl." in markdown)
+    for path in (tmp_path / "runs").iterdir():
+        path.unlink()
+    write_record(tmp_path, record("eac"))
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert "share that figure" not in markdown
