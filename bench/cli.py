@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -736,10 +737,38 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _own_code_folders() -> tuple[str, ...]:
+    import baselines
+    import ours
+
+    return tuple(str(Path(m.__file__).resolve().parent) + os.sep
+                 for m in (sys.modules[__package__], baselines, ours))
+
+
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Warnings as the CLI's other messages: "bench: warning: <message>", one line each. The
+    suite's own say what to do and need no source line; another library's keep its name and
+    line, which is what its issue tracker would ask for."""
+    own = _own_code_folders()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        where = "" if str(Path(filename).resolve()).startswith(own) \
+            else f"{category.__name__} from {filename}:{lineno}: "
+        print(f"bench: warning: {where}{message}", file=file or sys.stderr)
+
+    previous = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), _one_line_warnings():
             return _main(args)
     except KeyboardInterrupt as interrupt:  # also during the handler's own clean-up
         print("bench: interrupted; finished runs are saved and skipped when you rerun, and runs "

@@ -12,3 +12,9 @@ class BenchError(Exception):
 
 class DatasetError(BenchError, FileNotFoundError):
     """A dataset cannot be found or read in the expected layout."""
+
+
+class DataWarning(UserWarning):
+    """A problem with the data that did not stop it loading (skipped files, unreadable images).
+    The caller of ``bench run`` lists the data before any run starts and shows these; Dask
+    workers, which list it again for every fit, keep quiet about them."""

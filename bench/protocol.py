@@ -45,7 +45,7 @@ from .data import (
 )
 from .device import resolve_device
 from .engine import get_engine_options, is_channels_last
-from .errors import BenchError, DatasetError
+from .errors import BenchError, DatasetError, DataWarning
 from .estimator import EmotionClassifier
 from .metrics import classification_metrics
 from .presets import get_preset, preset_params
@@ -350,7 +350,7 @@ def _warn_once(dataset: EmotionDataset, message: str) -> None:
     key = (dataset.root, len(dataset), message)
     if key not in _WARNED:
         _WARNED.add(key)
-        warnings.warn(message, stacklevel=4)
+        warnings.warn(message, DataWarning, stacklevel=4)
 
 
 def _calibrate(run: TrainedRun, score_uncalibrated: bool) -> None:

@@ -44,6 +44,7 @@ import shutil
 import threading
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ from tqdm.auto import tqdm
 from .checkpoint import checkpointing
 from .data import dataset_info, resolve_root
 from .engine import engine_options, get_engine_options
-from .errors import BenchError
+from .errors import BenchError, DataWarning
 from .estimator import EmotionClassifier
 from .files import atomic_write
 from .presets import get_preset
@@ -288,8 +289,12 @@ def _undo_malloc_trimming() -> None:
 
 
 def _settle(threads: int | None) -> None:
-    """A task's process settings: its PyTorch threads (``None``: as the worker has them)."""
+    """A task's process settings: its PyTorch threads (``None``: as the worker has them); in a
+    Dask worker, no data warnings (:class:`bench.errors.DataWarning`): the caller listed the same
+    data before sending any task and showed them, and every fit would repeat them."""
     _undo_malloc_trimming()
+    if _worker_address() is not None:
+        warnings.filterwarnings("ignore", category=DataWarning)
     if threads:
         torch.set_num_threads(threads)
     # tqdm's default lock is a multiprocessing semaphore, which a stopped worker would leak

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..classes import canonical_name, class_set
-from ..errors import BenchError, DatasetError
+from ..errors import BenchError, DatasetError, DataWarning
 from .images import resize_square, to_common_mode
 
 
@@ -137,8 +137,8 @@ def assemble(
     skipped = [f"{src}: {err}" for src, err, good in zip(where, decoded, ok) if not good]
     if skipped:
         warnings.warn(
-            f"{name}: skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]}", stacklevel=2
-        )
+            f"{name}: skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]}", DataWarning,
+            stacklevel=2)
     table = table[ok]
     if table.empty:
         raise DatasetError(f"{name}: none of the images could be read, e.g. {skipped[0]}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import BenchError, DatasetError
+from ..errors import BenchError, DatasetError, DataWarning
 from .images import IMAGE_SUFFIXES, read_image
 from .registry import SOURCE, Listing, dataset_info, register_dataset
 
@@ -74,7 +74,7 @@ def _dirs(path: str) -> list[str]:
             try:
                 is_dir = entry.is_dir()
             except OSError as err:  # e.g. ELOOP: a link to itself
-                warnings.warn(f"skipping {entry.path}: {err.strerror}", stacklevel=2)
+                warnings.warn(f"skipping {entry.path}: {err.strerror}", DataWarning, stacklevel=2)
                 continue
             if is_dir:
                 names.append(entry.name)
@@ -83,7 +83,7 @@ def _dirs(path: str) -> list[str]:
     if stray:
         stray.sort(key=natural_key)
         warnings.warn(f"skipping {len(stray)} file(s) in {path} where the layout has folders "
-                      f"({LAYOUT.split(';')[0]}), e.g. {stray[0]}", stacklevel=2)
+                      f"({LAYOUT.split(';')[0]}), e.g. {stray[0]}", DataWarning, stacklevel=2)
     return sorted(names)
 
 
@@ -121,7 +121,7 @@ def prepared_official_split(root: Path, table: pd.DataFrame) -> list[str] | None
     if missing:
         warnings.warn(f"{len(missing)} image(s) under {root} have no official split in its "
                       f"{MANIFEST} (e.g. {missing[0]}): the crops are split by subject instead",
-                      stacklevel=2)
+                      DataWarning, stacklevel=2)
         return None
     return split
 

@@ -7,7 +7,7 @@ import warnings
 
 import pandas as pd
 
-from ..errors import DatasetError
+from ..errors import DatasetError, DataWarning
 from .images import is_image_file, read_image
 from .registry import Listing, register_dataset
 
@@ -31,6 +31,6 @@ def list_jaffe(root, classes=7) -> Listing:
         raise DatasetError(f"no JAFFE-named images (<subject>.<EMOTION><n>.<serial>.tiff) under {root}")
     if other:
         warnings.warn(f"skipping {len(other)} image(s) not named <subject>.<EMOTION><n>.<serial> "
-                      f"under {root}, e.g. {other[0]}", stacklevel=2)
+                      f"under {root}, e.g. {other[0]}", DataWarning, stacklevel=2)
     table = pd.DataFrame(rows, columns=["source", "file", "label", "subject", "sequence", "frame"])
     return Listing(table, read_image)
