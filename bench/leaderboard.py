@@ -153,6 +153,19 @@ def one_setting_per_method(records: list[dict]) -> tuple[list[dict], list[str]]:
     return kept, left_out
 
 
+def single_seed_note(table: pd.DataFrame) -> str:
+    """What a row of one seed cannot show: how much another split and initialisation would move
+    it. Its bootstrap interval resamples the test subjects of that one split only."""
+    single = list(table.loc[table["n_seeds"] == 1, "method"])
+    if not single:
+        return ""
+    which = "Every row comes" if len(single) == len(table) else \
+        f"{len(single)} row(s) come ({', '.join(single)})"
+    return (f" {which} from one seed, so without a standard deviation: its 95 % CI covers which "
+            "subjects were tested, not how much another seed's split and training would change "
+            "it; run more seeds (`--seeds 0-2`) before reading differences of a few points.")
+
+
 def settings_lines(records: list[dict]) -> list[str]:
     """One line per method with the settings its records were made with, including where its
     network (``pretrain``) or its teacher (``teacher.pretrain``) was pre-trained on faces: such a
@@ -246,7 +259,8 @@ def render_markdown(table: pd.DataFrame, records: list[dict], left_out: list[str
           if noise else []),
         "Mean ± sample standard deviation over seeds; each seed is a different subject-disjoint "
         "train/validation/test split (official lists where the dataset has no subject ids). "
-        "Test images exclude each test subject's calibration images, for every method.",
+        "Test images exclude each test subject's calibration images, for every method."
+        + single_seed_note(table),
         "",
         f"Cost of the network that runs at inference: parameters and MFLOPs counted by fvcore at "
         f"batch 1, 3x{'/'.join(map(str, sizes))}x{'/'.join(map(str, sizes))} (1 multiply-add = "

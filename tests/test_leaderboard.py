@@ -170,3 +170,16 @@ def test_the_board_names_the_methods_that_share_a_latency_figure(tmp_path):
     write_record(tmp_path, record("eac"))
     _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
     assert "share that figure" not in markdown
+
+
+def test_the_board_says_which_rows_come_from_one_seed(tmp_path):
+    write_record(tmp_path, record("a"))
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert "Every row comes from one seed, so without a standard deviation" in markdown
+    write_record(tmp_path, record("b"))
+    write_record(tmp_path, record("b", seed=1))
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert "1 row(s) come (a) from one seed" in markdown
+    write_record(tmp_path, record("a", seed=1))
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert "from one seed" not in markdown
