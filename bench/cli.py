@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import signal
 import sys
@@ -62,7 +63,7 @@ from .profiling import (
 )
 from .protocol import RunSpec, estimator_params, expected_settings, retime_latency, settings_of
 from .records import board_name, load_records, read_record, run_path, settings_diff, write_record
-from .registry import CALIBRATION_FILTERS, get_estimator, list_methods, method_info
+from .registry import BUILTIN_PACKAGES, CALIBRATION_FILTERS, get_estimator, list_methods, method_info
 from .runner import (
     USER_ERRORS,
     Unit,
@@ -738,11 +739,10 @@ def _sigterm_as_interrupt():
 
 
 def _own_code_folders() -> tuple[str, ...]:
-    import baselines
-    import ours
-
-    return tuple(str(Path(m.__file__).resolve().parent) + os.sep
-                 for m in (sys.modules[__package__], baselines, ours))
+    """The folders of this suite's packages (``bench`` and the built-in method packages)."""
+    specs = [importlib.util.find_spec(name) for name in (__package__, *BUILTIN_PACKAGES)]
+    return tuple(str(Path(folder).resolve()) + os.sep for spec in specs if spec
+                 for folder in spec.submodule_search_locations or ())
 
 
 @contextlib.contextmanager
