@@ -15,6 +15,7 @@ class DatasetError(BenchError, FileNotFoundError):
 
 
 class DataWarning(UserWarning):
-    """A problem with the data that did not stop it loading (skipped files, unreadable images).
-    The caller of ``bench run`` lists the data before any run starts and shows these; Dask
-    workers, which list it again for every fit, keep quiet about them."""
+    """A problem with the data that did not stop it loading (skipped files, unreadable images, a
+    class missing from a split). The caller of ``bench run`` lists the data and prepares every
+    split before any run starts, and shows these; Dask workers, which do it again for every
+    fit, keep quiet about them."""
