@@ -179,11 +179,11 @@ def settings_lines(records: list[dict]) -> list[str]:
         own = face_pretraining([r.get("pretrain") for r in mine])
         taught = face_pretraining([(r.get("teacher") or {}).get("pretrain") for r in mine])
         if own:
-            start = f"{'ImageNet init, then' if first['pretrained'] else ''} pre-trained on {own}"
+            start = ("ImageNet init, then " if first["pretrained"] else "") + f"pre-trained on {own}"
         if taught:
             start += f"; its teacher pre-trained on {taught}"
         lines.append(f"- **{method}**: preset {first['preset']}, {first['epochs']} epochs at "
-                     f"{first['image_size']} px, {start.strip()}, seeds {seeds}")
+                     f"{first['image_size']} px, {start}, seeds {seeds}")
     return lines
 
 
