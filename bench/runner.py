@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import importlib
 import io
 import os
 import shutil
@@ -291,10 +292,12 @@ def _undo_malloc_trimming() -> None:
 def _settle(threads: int | None) -> None:
     """A task's process settings: its PyTorch threads (``None``: as the worker has them); in a
     Dask worker, no data warnings (:class:`bench.errors.DataWarning`): the caller listed the same
-    data before sending any task and showed them, and every fit would repeat them."""
+    data before sending any task and showed them, and every fit would repeat them; other warnings
+    go to the caller (:func:`_forward_warnings`)."""
     _undo_malloc_trimming()
     if _worker_address() is not None:
         warnings.filterwarnings("ignore", category=DataWarning)
+        _forward_warnings()
     if threads:
         torch.set_num_threads(threads)
     # tqdm's default lock is a multiprocessing semaphore, which a stopped worker would leak
@@ -341,6 +344,88 @@ def latency_task(kept: bytes | tuple, *, threads: int | None) -> dict:
     record = complete_latency(saved["record"], saved["network"])
     record["execution"] = {**record.get("execution", {}), "latency_worker": _worker_address()}
     return record
+
+
+#: the Dask event topic of warnings raised in a grid's tasks
+WARNING_TOPIC = "bench-warning"
+
+
+def _forward_warnings() -> None:
+    """In a Dask worker: a warning raised in a task becomes an event (:data:`WARNING_TOPIC`, with
+    the task's key) that the caller shows once, in its own format and naming the run
+    (:class:`_WarningRelay`), instead of a line in the worker's log that the user of a cluster
+    may never read (and, on a ``LocalCluster``, one in Python's default format per worker).
+    Warnings outside tasks (the worker's own) are shown as before."""
+    previous = warnings.showwarning
+    if getattr(previous, "bench_forwards", False):
+        return
+
+    def forward(message, category, filename, lineno, file=None, line=None):
+        try:
+            from distributed import get_worker
+
+            worker = get_worker()
+            key = worker.get_current_task()
+        except (ImportError, ValueError):
+            key = None
+        if key is None:  # not in a task
+            return previous(message, category, filename, lineno, file, line)
+        worker.log_event(WARNING_TOPIC, {
+            "key": str(key), "message": str(message), "filename": str(filename),
+            "lineno": lineno, "category": f"{category.__module__}:{category.__qualname__}"})
+
+    forward.bench_forwards = True
+    warnings.showwarning = forward
+
+
+class _WarningRelay:
+    """The caller's end of :func:`_forward_warnings`: shows each warning of this grid's tasks
+    (keys ending in ``-<token>``) once, prefixed with its run (``labels``: key -> run), as a
+    warning here, so the CLI prints it as one line and ``-W``/filters apply. Events arrive while
+    the grid runs; :meth:`flush` shows any still on their way (a task's events reach the scheduler
+    before its result)."""
+
+    def __init__(self, client, token: str, labels: dict[str, str]):
+        self.client, self.token, self.labels = client, token, labels
+        self.shown: set[tuple[str, str]] = set()
+        self.lock = threading.Lock()
+
+    def __enter__(self):
+        self.client.subscribe_topic(WARNING_TOPIC, self.show)
+        return self
+
+    def __exit__(self, *exc):
+        with contextlib.suppress(Exception):  # the cluster may be gone (Ctrl-C)
+            if exc[0] is None:
+                for event in self.client.get_events(WARNING_TOPIC):
+                    self.show(event)
+            self.client.unsubscribe_topic(WARNING_TOPIC)
+
+    def show(self, event) -> None:
+        _, msg = event
+        key = msg.get("key", "")
+        if not key.endswith(f"-{self.token}"):
+            return
+        label = self.labels.get(key) or \
+            key.removesuffix(f"-{self.token}").removeprefix("latency-")
+        with self.lock:
+            if (label, msg["message"]) in self.shown:
+                return
+            self.shown.add((label, msg["message"]))
+        warnings.warn_explicit(f"{label}: {msg['message']}", _category(msg["category"]),
+                               msg["filename"], msg["lineno"])
+
+
+def _category(name: str) -> type[Warning]:
+    """The warning class ``module:qualname``, or ``UserWarning`` when it cannot be found here."""
+    module, _, qualname = name.partition(":")
+    with contextlib.suppress(Exception):
+        found = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+        if isinstance(found, type) and issubclass(found, Warning):
+            return found
+    return UserWarning
 
 
 def _worker_address() -> str | None:
@@ -448,9 +533,12 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
     owner = {}  # future -> its block
     done = as_completed(loop=client.loop)
 
-    def send(name: str, function, *args, **kwargs):
+    labels: dict[str, str] = {}  # task key -> the run its warnings name
+
+    def send(name: str, function, *args, label: str, **kwargs):
         future = client.submit(function, *args, threads=threads, options=options, pure=False,
                                **kwargs)
+        labels[future.key] = label
         blocks.setdefault(name, set()).add(future)
         owner[future] = name
         done.add(future)
@@ -467,13 +555,16 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
             if task.teacher and (task.teacher in waiting or not teachers[task.teacher].done()):
                 continue
             del waiting[name]
+            spec = task.unit.spec
             fit = send(name, fit_task, task, teachers.get(task.teacher), every=checkpoint_every,
-                       key=f"{name}-{token}", resources=_resources(task.unit.spec))
+                       key=f"{name}-{token}", resources=_resources(spec),
+                       label=f"{'teacher' if task.is_teacher else spec.method} seed {spec.seed}")
             if task.is_teacher:
                 teachers[name] = fit
             for run in scores.pop(name, []):
                 score = send(name, score_task, run, fit, execution=execution, defer=True,
                              key=f"score-{run.unit.name}-{token}",
+                             label=f"{run.unit.spec.method} seed {run.unit.spec.seed}",
                              resources=_resources(run.unit.spec), priority=1)
                 runs[score] = run
                 started[run.unit.name] = time.perf_counter()
@@ -481,51 +572,52 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
         for name in [n for n in teachers if n not in needed]:
             del teachers[name]
 
-    errors, trained = [], []
-    # what the workers computed, for the summary (collected only when training ends normally)
-    stream = get_task_stream(client).__enter__()
-    training = time.perf_counter()
-    submit_ready()
-    for future in done:
-        name = owner.pop(future)
-        blocks[name].discard(future)
-        if not blocks[name]:
-            del blocks[name]
-        submit_ready()  # a slot may be free, or a teacher done
-        if future not in runs:  # a fit
-            task = plan_.fits[name]
-            if task.is_teacher and future.status == "finished":
-                print(f"teacher of {task.unit.spec.method} seed {task.unit.spec.seed} trained "
-                      f"({future.key})", flush=True)
-            continue
-        task = runs.pop(future)
-        if future.status != "finished":
-            error = future.exception()
-            errors.append(error)
-            if failed is not None:
-                failed(task.unit, error)
-            continue
-        kept, record = future.result()
-        if task.unit.out is not None:
-            try:
-                with _cannot_write(task.unit.pending):
-                    atomic_write(task.unit.pending, kept)
-            except BenchError as error:
+    with _WarningRelay(client, token, labels):
+        errors, trained = [], []
+        # what the workers computed, for the summary (collected only when training ends normally)
+        stream = get_task_stream(client).__enter__()
+        training = time.perf_counter()
+        submit_ready()
+        for future in done:
+            name = owner.pop(future)
+            blocks[name].discard(future)
+            if not blocks[name]:
+                del blocks[name]
+            submit_ready()  # a slot may be free, or a teacher done
+            if future not in runs:  # a fit
+                task = plan_.fits[name]
+                if task.is_teacher and future.status == "finished":
+                    print(f"teacher of {task.unit.spec.method} seed {task.unit.spec.seed} trained "
+                          f"({future.key})", flush=True)
+                continue
+            task = runs.pop(future)
+            if future.status != "finished":
+                error = future.exception()
                 errors.append(error)
                 if failed is not None:
                     failed(task.unit, error)
                 continue
-            _remove(task.unit.checkpoints)
-        trained.append((task.unit, future))
-        if report is not None:
-            report(task.unit, record, time.perf_counter() - started[task.unit.name])
-    wall = time.perf_counter() - training
-    stream.__exit__(None, None, None)
-    if trained or errors:
-        print(busy_summary(stream.data, token, _slots(client, gpu), wall), flush=True)
-    order = {id(unit): i for i, unit in enumerate(units)}
-    trained = sorted([*trained, *pending], key=lambda item: order[id(item[0])])
-    records = _time_latency(client, trained, latency_threads, token) if time_latency else []
+            kept, record = future.result()
+            if task.unit.out is not None:
+                try:
+                    with _cannot_write(task.unit.pending):
+                        atomic_write(task.unit.pending, kept)
+                except BenchError as error:
+                    errors.append(error)
+                    if failed is not None:
+                        failed(task.unit, error)
+                    continue
+                _remove(task.unit.checkpoints)
+            trained.append((task.unit, future))
+            if report is not None:
+                report(task.unit, record, time.perf_counter() - started[task.unit.name])
+        wall = time.perf_counter() - training
+        stream.__exit__(None, None, None)
+        if trained or errors:
+            print(busy_summary(stream.data, token, _slots(client, gpu), wall), flush=True)
+        order = {id(unit): i for i, unit in enumerate(units)}
+        trained = sorted([*trained, *pending], key=lambda item: order[id(item[0])])
+        records = _time_latency(client, trained, latency_threads, token) if time_latency else []
     if errors and failed is None:
         raise errors[0]
     return records

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import dask
 import pytest
@@ -20,7 +21,16 @@ from bench.cli import main
 from bench.cluster import check_workers
 from bench.errors import BenchError
 from bench.records import run_path
-from bench.runner import Unit, busy_summary, expected_work, fit_task, plan, run_on_dask
+from bench.runner import (
+    Unit,
+    _settle,
+    _WarningRelay,
+    busy_summary,
+    expected_work,
+    fit_task,
+    plan,
+    run_on_dask,
+)
 
 SMOKE = {"preset": "smoke", "latency": False, "dataset_options": {"n_subjects": 6, "frames": 4}}
 
@@ -132,6 +142,33 @@ def test_a_worker_that_cannot_read_the_data_is_named_before_any_work(client, tmp
     spec = RunSpec("shufflenet-v2", "folder", 4, 0, root=str(tmp_path / "nowhere"), preset="smoke")
     with pytest.raises(BenchError, match="Dask worker tcp://.* cannot read the data: data root"):
         check_workers(client, [Unit(spec)])
+
+
+def test_a_warning_raised_on_a_worker_is_shown_by_the_caller_once_naming_its_run(client):
+    """Eyemotion scoring subjects without calibration neutrals warns in its score task (and in
+    the score before calibration): the caller shows it once, naming the run, in its own format."""
+    spec = RunSpec("eyemotion", seed=0, calibration_share=0.0, params={"epochs": 1}, **SMOKE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_grid([spec], client=client)
+    assert [str(w.message) for w in caught] == [
+        "eyemotion seed 0: Eyemotion: 2 subject(s) without calibration neutrals use the training "
+        "set's mean neutral image"]
+
+
+def test_the_caller_shows_only_its_own_grids_warnings(client):
+    def warn():
+        _settle(None)
+        warnings.warn("from a task", RuntimeWarning, stacklevel=1)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _WarningRelay(client, "mine", {"fit-x-mine": "x seed 0"}):
+            client.submit(warn, key="fit-x-mine").result()
+            client.submit(warn, key="fit-y-other").result()
+            client.submit(warn, key="latency-y-seed1-mine").result()
+    assert sorted((str(w.message), w.category.__name__) for w in caught) == [
+        ("x seed 0: from a task", "RuntimeWarning"), ("y-seed1: from a task", "RuntimeWarning")]
 
 
 def test_cuda_runs_need_a_worker_with_a_gpu_resource(client):
