@@ -39,7 +39,7 @@ from .argtypes import (
 )
 from .classes import CLASS_SETS
 from .cluster import dask_client, scheduler_address
-from .data import dataset_info, dataset_label, list_datasets, resolve_root
+from .data import dataset_info, dataset_label, list_datasets, list_samples, resolve_root
 from .device import configure_threads, resolve_device, usable_cpus
 from .engine import engine_options
 from .errors import BenchError
@@ -277,7 +277,9 @@ def _kept_record(unit, settings: dict) -> str | None:
 def _method_params(args, methods: list[str]) -> dict[str, dict]:
     """Check the data, device and options shared by ``run`` and ``stream`` before any work, and
     return each method's parameter overrides (``--epochs``, ``--image-size``, ``--param``, ...)."""
-    resolve_root(args.dataset, args.data_root)  # a missing dataset fails before any work
+    resolve_root(args.dataset, args.data_root)  # a missing dataset fails before any work,
+    if dataset_info(args.dataset).needs_root:  # and one of another layout before the weights check
+        list_samples(args.dataset, args.data_root, classes=args.classes)
     resolve_device(args.device)
     preset = get_preset(args.preset)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("image_size", args.image_size),

@@ -61,6 +61,20 @@ def test_user_mistakes_are_one_line_errors(capsys, monkeypatch, argv, message):
     assert err.count("\n") == 1
 
 
+def test_data_of_another_layout_is_named_before_imagenet_weights_are_fetched(capsys, tmp_path,
+                                                                           monkeypatch):
+    """The paper preset starts from ImageNet weights; a data root in the wrong layout is the
+    user's first problem and is named first (no download attempted)."""
+    import torchvision
+
+    (tmp_path / "S005" / "happy").mkdir(parents=True)  # the folder layout, not CK+'s
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict",
+                        lambda *a, **k: pytest.fail("fetched ImageNet weights"))
+    code, _, err = run_cli(capsys, "run", "--dataset", "ckplus", "--data-root", str(tmp_path),
+                           "--methods", "shufflenet-v2", "--out", str(tmp_path / "out"))
+    assert code == 2 and "Expected layout: ROOT/CK+/<class>/" in err and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "--dataset", "mnist"], "invalid choice: 'mnist'"),
     (["run", "--preset", "huge"], "invalid choice: 'huge' (choose from"),
