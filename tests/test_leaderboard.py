@@ -183,3 +183,16 @@ def test_the_board_says_which_rows_come_from_one_seed(tmp_path):
     write_record(tmp_path, record("a", seed=1))
     _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
     assert "from one seed" not in markdown
+
+
+def test_the_board_says_how_many_runs_trained_beside_each_other(tmp_path):
+    local = {"executor": "dask", "scheduler": "tcp://127.0.0.1:34287", "workers": 2}
+    for seed in range(2):
+        write_record(tmp_path, {**record(seed=seed), "execution": local, "jobs": 2})
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert "Train s: wall time of a run's fit, its teacher's included" in markdown
+    assert "trained up to 2 runs at once on one machine. Runs training side by side" in markdown
+    write_record(tmp_path, {**record(seed=1), "execution": {"executor": "in-process"}, "jobs": 1})
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert ("trained one run at a time (1 run); up to 2 runs at once on one machine (1 run)"
+            in markdown)
