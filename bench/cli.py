@@ -77,7 +77,7 @@ from .runner import (
 from .stream import COLUMNS as STREAM_COLUMNS
 from .stream import KEYS as STREAM_KEYS
 from .stream import SWEEP as STREAM_SWEEP
-from .stream import check_streaming, stream_benchmark, stream_summary
+from .stream import check_streaming, stream_benchmark, stream_summary, timing_quality
 
 DEFAULT_OUT = "leaderboards"
 
@@ -205,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--thresholds", type=floats, help="comma-separated skip thresholds to sweep "
                         f"(default: {','.join(f'{t:g}' for t in STREAM_SWEEP)}); the threshold the "
                         "method chose on the validation subjects is always replayed too")
+    stream.add_argument("--rounds", type=positive, default=3,
+                        help="time the chosen threshold's speed-up this many times, each a no-skip "
+                        "and a skipping pass back to back, and keep the median (default 3; the "
+                        "sweep's rows are one pass each)")
     stream.add_argument("--out", type=folder, default=DEFAULT_OUT,
                         help="writes <out>/stream-<dataset>-<classes>.csv and .png (default: "
                         f"{DEFAULT_OUT}/)")
@@ -491,7 +495,8 @@ def cmd_stream(args) -> int:
     for seed in seeds:
         spec = RunSpec(args.method, args.dataset, args.classes, seed, _root(args), args.preset,
                        params[args.method], args.device)
-        tables.append(stream_benchmark(spec, args.thresholds, verbose=0 if args.quiet else 1))
+        tables.append(stream_benchmark(spec, args.thresholds, verbose=0 if args.quiet else 1,
+                                       rounds=args.rounds))
     table = pd.concat(tables, ignore_index=True)
     merged = merge_table(_stream_table(existing), table, STREAM_KEYS)
     atomic_write(path, merged.to_csv(index=False, float_format="%.6g"))
@@ -509,6 +514,11 @@ def cmd_stream(args) -> int:
     print(stream_summary(table).to_markdown(index=False, floatfmt=".3f"))
     print("note: wall-clock speed-ups (speedup) depend on the machine and its load; "
           "flops_speedup is counted, not timed" + (f" ({busy})" if busy else ""))
+    quality = timing_quality(table)
+    for line in quality[:1]:
+        print(f"note: {line}")
+    for line in quality[1:]:
+        print(f"bench: warning: {line}", file=sys.stderr)
     print(f"wrote {path}" + (f" and {png}" if picture is not None else ""))
     return 0
 

@@ -15,8 +15,15 @@ the method's own threshold (the row marked ``chosen``).
 ``flops_speedup`` is counted, not timed: of ``N`` frames of which the backbone ran on ``calls =
 (1 - skip_rate) N``, it is ``N B / (calls B + N E)`` (``E`` counted only while skipping is on).
 ``speedup`` is the wall-clock ratio of frames per second, which depends on the machine and on
-what else runs on it. A method whose ``report_`` has ``val_accuracy_cost`` (what skipping cost on
-the validation subjects when its threshold was chosen) gets it in its chosen row.
+what else runs on it, so each row says what it is worth: at the chosen threshold it is the median
+of ``rounds`` (default 3) ratios, each of a no-skip pass and a skipping pass run back to back (so
+a change in the machine's speed hits both), with their spread (``speedup_spread``, (max - min) /
+median); a sweep row is one pass (``speedup_rounds`` 1). ``cpu_share`` is the least share of its
+threads' CPU time this process got during the row's passes (on a CPU): below
+:data:`BUSY_SHARE`, other processes took the cores and the timing is worth little.
+
+A method whose ``report_`` has ``val_accuracy_cost`` (what skipping cost on the validation
+subjects when its threshold was chosen) gets it in its chosen row.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .errors import BenchError
 from .metrics import classification_metrics
@@ -33,7 +41,12 @@ from .registry import list_methods, method_info
 
 COLUMNS = ["method", "seed", "threshold", "chosen", "skip_rate", "accuracy", "accuracy_no_skip",
            "macro_f1", "macro_f1_no_skip", "fps", "fps_no_skip", "speedup", "flops_speedup",
-           "val_accuracy_cost"]
+           "val_accuracy_cost", "speedup_rounds", "speedup_spread", "cpu_share"]
+#: a timed pass during which this process got less of its threads' CPU time than this shared the
+#: machine with other work
+BUSY_SHARE = 0.9
+#: a wall-clock speed-up whose rounds spread more than this (of their median) is approximate
+MAX_SPREAD = 0.10
 #: a table row is replaced only by a measurement of the same method and seed (a run's sweep
 #: replaces that seed's whole curve; other seeds and methods are kept)
 KEYS = ["method", "seed"]
@@ -58,20 +71,32 @@ def flops_speedup(skip_rate: float, backbone: float, encoder: float, skipping: b
 
 
 def _replay(est, X, y, groups, sequences, classes, skip: bool) -> dict:
-    """Frames per second, accuracy, macro F1 and skip rate of one frame-by-frame pass."""
-    start = time.perf_counter()
+    """Frames per second, accuracy, macro F1 and skip rate of one frame-by-frame pass, and the
+    share of its threads' CPU time this process got meanwhile (``None`` off the CPU)."""
+    start, cpu = time.perf_counter(), time.process_time()
     labels = est.stream(X, groups, sequences, skip=skip)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     scores = classification_metrics(y, labels, classes)
+    share = min(1.0, cpu / (seconds * torch.get_num_threads())) \
+        if str(getattr(est, "device_", "cpu")) == "cpu" and seconds > 0 else None
     return {"fps": len(X) / seconds, "accuracy": scores["accuracy"],
-            "macro_f1": scores["macro_f1"], "skip_rate": float(est.skip_rate_)}
+            "macro_f1": scores["macro_f1"], "skip_rate": float(est.skip_rate_),
+            "cpu_share": share}
 
 
-def stream_benchmark(spec: RunSpec, thresholds=None, verbose: int = 0) -> pd.DataFrame:
+def _least(*shares) -> float | None:
+    known = [s for s in shares if s is not None]
+    return min(known) if known else None
+
+
+def stream_benchmark(spec: RunSpec, thresholds=None, verbose: int = 0,
+                     rounds: int = 3) -> pd.DataFrame:
     """Train ``spec.method`` on its split, then replay the test frames; one row per threshold of
     the sweep (``thresholds``, default :data:`SWEEP`) and one for the method's own threshold
-    (``chosen``; the same row when the sweep holds it), with the no-skip pass measured once in the
-    same run."""
+    (``chosen``; the same row when the sweep holds it), with the no-skip pass measured in the
+    same run: once for the sweep, and beside each of the chosen threshold's ``rounds``."""
+    if rounds < 1:
+        raise BenchError(f"rounds must be at least 1, not {rounds}")
     check_streaming(spec.method)
     run = train_on_split(spec, verbose=verbose, score_uncalibrated=False, whole_test=True)
     est = run.estimator
@@ -95,18 +120,51 @@ def stream_benchmark(spec: RunSpec, thresholds=None, verbose: int = 0) -> pd.Dat
     for threshold, chosen in sorted(replays, key=lambda r: (r[0] is None, r[0] or 0.0)):
         est.set_params(skip_threshold=own_param if chosen else threshold)
         scores = _replay(est, X, y, groups, sequences, classes, skip=True)
+        timed = [(plain, scores)]
+        for _ in range(rounds - 1 if chosen else 0):  # the headline figure: rounds side by side
+            timed.append((_replay(est, X, y, groups, sequences, classes, skip=False),
+                          _replay(est, X, y, groups, sequences, classes, skip=True)))
+        ratios = np.array([s["fps"] / p["fps"] for p, s in timed])
         skipping = est.threshold() is not None and sequences is not None
         rows.append({"method": spec.method, "seed": spec.seed, "threshold": est.threshold(),
                      "chosen": chosen, "skip_rate": scores["skip_rate"],
                      "accuracy": scores["accuracy"], "accuracy_no_skip": plain["accuracy"],
                      "macro_f1": scores["macro_f1"], "macro_f1_no_skip": plain["macro_f1"],
-                     "fps": scores["fps"], "fps_no_skip": plain["fps"],
-                     "speedup": scores["fps"] / plain["fps"],
+                     "fps": float(np.median([s["fps"] for _, s in timed])),
+                     "fps_no_skip": float(np.median([p["fps"] for p, _ in timed])),
+                     "speedup": float(np.median(ratios)),
                      "flops_speedup": flops_speedup(scores["skip_rate"], backbone, encoder,
                                                     skipping),
-                     "val_accuracy_cost": val_cost if chosen else None})
+                     "val_accuracy_cost": val_cost if chosen else None,
+                     "speedup_rounds": len(timed),
+                     "speedup_spread": float(np.ptp(ratios) / np.median(ratios))
+                     if len(timed) > 1 else None,
+                     "cpu_share": _least(*(r["cpu_share"] for pair in timed for r in pair))})
     est.set_params(skip_threshold=own_param)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def timing_quality(table: pd.DataFrame) -> list[str]:
+    """Sentences on what ``table``'s wall-clock speed-ups are worth: how the chosen rows were
+    timed, and each (method, seed) whose rounds spread widely or whose passes shared the CPU."""
+    chosen = table[table["chosen"].astype(bool)]
+    rounds = sorted({int(r) for r in chosen["speedup_rounds"].dropna()})
+    lines = []
+    if rounds:
+        lines.append(f"speedup at the chosen threshold: the median of {'/'.join(map(str, rounds))}"
+                     " round(s), each a no-skip and a skipping pass back to back; a sweep row's "
+                     "speedup is one pass, approximate")
+    for _, row in chosen.iterrows():
+        spread, share = row.get("speedup_spread"), row.get("cpu_share")
+        problems = []
+        if pd.notna(spread) and spread > MAX_SPREAD:
+            problems.append(f"its rounds spread {spread:.0%}")
+        if pd.notna(share) and share < BUSY_SHARE:
+            problems.append(f"this process got {share:.0%} of its CPU time (the machine was busy)")
+        if problems:
+            lines.append(f"{row['method']} seed {row['seed']}: {' and '.join(problems)}; its "
+                         "wall-clock speedup is approximate, rerun on an idle machine")
+    return lines
 
 
 def stream_summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -242,14 +242,20 @@ def test_stream_writes_the_curve_and_the_chosen_threshold_of_each_seed(capsys, t
     table = pd.read_csv(tmp_path / "stream-synthetic-4.csv")
     assert list(table.columns) == ["method", "seed", "threshold", "chosen", "skip_rate", "accuracy",
                                    "accuracy_no_skip", "macro_f1", "macro_f1_no_skip", "fps",
-                                   "fps_no_skip", "speedup", "flops_speedup", "val_accuracy_cost"]
+                                   "fps_no_skip", "speedup", "flops_speedup", "val_accuracy_cost",
+                                   "speedup_rounds", "speedup_spread", "cpu_share"]
     assert table.groupby("seed")["chosen"].sum().to_dict() == {0: 1, 1: 1}
+    assert "the median of 3 round(s), each a no-skip and a skipping pass back to back" in out
+    assert (table["speedup_rounds"] == table["chosen"].map({True: 3, False: 1})).all()
+    assert table["speedup_spread"].notna().tolist() == table["chosen"].tolist()
+    assert table["cpu_share"].between(0, 1).all()
     chosen = table[table["chosen"]]
     # within emo's default budget of one point of validation accuracy
     assert chosen["val_accuracy_cost"].notna().all() and (chosen["val_accuracy_cost"] <= 0.01 + 1e-9).all()
     for _, mine in table.groupby("seed"):
         assert {0.5, 0.99} <= set(mine["threshold"]) and (mine["fps"] > 0).all()
-        assert (mine["fps_no_skip"] == mine["fps_no_skip"].iloc[0]).all()  # one no-skip pass
+        sweep = mine[~mine["chosen"]]["fps_no_skip"]  # one no-skip pass for the sweep
+        assert (sweep == sweep.iloc[0]).all()
         assert mine.set_index("threshold")["skip_rate"][0.5] >= \
             mine.set_index("threshold")["skip_rate"][0.99]
     # FLOP-counted speed-up: N B / (calls B + N E), from fvcore's counts of the two networks
@@ -364,6 +370,25 @@ def test_stream_summary_prints_the_chosen_threshold_as_chosen():
     table = stream_summary(pd.DataFrame(rows, columns=COLUMNS))
     assert list(table["threshold"]) == ["0.925", "0.995", "none (no skipping)", ""]
     assert table["cost_points"].iloc[-1] == pytest.approx(-20.0)  # 100 * (0.5 - 0.7)
+
+
+def test_stream_speedups_say_what_they_are_worth():
+    from bench.stream import COLUMNS, timing_quality
+
+    def row(seed, chosen, spread, share):
+        return dict.fromkeys(COLUMNS) | {"method": "emo", "seed": seed, "chosen": chosen,
+                                         "speedup_rounds": 3 if chosen else 1,
+                                         "speedup_spread": spread, "cpu_share": share}
+
+    table = pd.DataFrame([row(0, False, None, 0.5), row(0, True, 0.04, 0.98),
+                          row(1, True, 0.25, 0.97), row(2, True, 0.02, 0.6)], columns=COLUMNS)
+    lines = timing_quality(table)
+    assert lines[0].startswith("speedup at the chosen threshold: the median of 3 round(s)")
+    assert lines[1:] == [
+        "emo seed 1: its rounds spread 25%; its wall-clock speedup is approximate, rerun on an "
+        "idle machine",
+        "emo seed 2: this process got 60% of its CPU time (the machine was busy); its wall-clock "
+        "speedup is approximate, rerun on an idle machine"]
 
 
 def test_leaderboard_retime_times_rows_of_separate_runs_together(capsys, tmp_path):
