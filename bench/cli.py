@@ -579,6 +579,7 @@ def cmd_profile(args) -> int:
                      "latency_stable": cost.latency_stable,
                      "latency_cpu_share": cost.latency_cpu_share,
                      "throughput_stable": cost.throughput_stable,
+                     "latency_others_busy": cost.latency_others_busy,
                      "latency_rounds": cost.latency_rounds,
                      "latency_round_spread": cost.latency_round_spread,
                      "throughput_round_spread": cost.throughput_round_spread,

@@ -29,7 +29,7 @@ from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 from .files import atomic_write  # noqa: E402
 from .plots import curves_png, pareto_png  # noqa: E402
-from .profiling import MAX_REL_IQR, MIN_BLOCKS, RETRIES  # noqa: E402
+from .profiling import BUSY_CPUS, MAX_REL_IQR, MIN_BLOCKS, RETRIES  # noqa: E402
 from .quality import (  # noqa: E402
     MAJORITY,
     Footnotes,
@@ -266,8 +266,9 @@ def render_markdown(table: pd.DataFrame, records: list[dict], left_out: list[str
         f"batch 1, 3x{'/'.join(map(str, sizes))}x{'/'.join(map(str, sizes))} (1 multiply-add = "
         f"1 FLOP); latency: batch 1, median (IQR) on {', '.join(devices) or 'n/a'}"
         + (f"; ~: unstable in {int(table['latency_unstable'].sum())} run(s) (fewer than "
-           f"{MIN_BLOCKS} timed blocks, or an IQR above {MAX_REL_IQR:.0%} of the median after "
-           f"{RETRIES} re-measurements): read as approximate" if table["latency_unstable"].any()
+           f"{MIN_BLOCKS} timed blocks, an IQR above {MAX_REL_IQR:.0%} of the median after "
+           f"{RETRIES} re-measurements, or other processes busy on {BUSY_CPUS} CPU or more "
+           "around the timing): read as approximate" if table["latency_unstable"].any()
            else "") + ".",
         "",
         shown.to_markdown(index=False, disable_numparse=True),

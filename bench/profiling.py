@@ -13,9 +13,11 @@
   lower when other work competes for the cores). A timing is *stable* with at least
   :data:`MIN_BLOCKS` blocks and an IQR at most :data:`MAX_REL_IQR` of its median; an unstable one
   is measured again (up to :data:`RETRIES` times, each twice as long) and, if it stays unstable,
-  is kept with ``latency_stable`` False, which boards mark. A timing lasts at least ``min_time``
-  and at least ``MIN_BLOCKS + 1`` calls, so a slow call (a batch through a large network) still
-  gets its blocks.
+  is kept with ``latency_stable`` False, which boards mark. A CPU latency is also unstable when
+  other processes kept at least :data:`BUSY_CPUS` CPUs busy just before or after it
+  (``latency_others_busy``): their load slows every layer without widening the IQR. A timing
+  lasts at least ``min_time`` and at least ``MIN_BLOCKS + 1`` calls, so a slow call (a batch
+  through a large network) still gets its blocks.
 * Rounds: :func:`combine_rounds` joins timings of one network made in several rounds (``bench
   profile --rounds``) into the median of their medians, unstable when they spread by more than
   :data:`MAX_ROUND_SPREAD`: drift over minutes is invisible inside one timing.
@@ -58,6 +60,10 @@ MIN_BLOCKS = 5
 MAX_REL_IQR = 0.10
 #: an unstable timing is measured again this many times, each twice as long
 RETRIES = 2
+#: a latency timed while other processes kept at least this many CPUs' worth busy (sampled for
+#: BUSY_SAMPLE seconds before and after it) is unstable: read as approximate
+BUSY_CPUS = 0.5
+BUSY_SAMPLE = 0.25
 #: a figure timed in several rounds (``bench profile --rounds``) is stable only when its round
 #: medians differ by at most this fraction of their median
 MAX_ROUND_SPREAD = 0.10
@@ -102,6 +108,9 @@ class CostProfile:
     latency_stable: bool | None = None
     latency_cpu_share: float | None = None
     latency_attempts: int | None = None
+    #: CPUs' worth of other processes' work around the latency timing (the larger of a sample
+    #: just before and one just after; CPU only): from :data:`BUSY_CPUS` on, the figure is unstable
+    latency_others_busy: float | None = None
     throughput_stable: bool | None = None
     #: rounds the figures combine (:func:`combine_rounds`) and how far their medians spread
     latency_rounds: int | None = None
@@ -250,6 +259,8 @@ def combine_rounds(rounds: list[CostProfile]) -> CostProfile:
         latency_cpu_share=None if first.latency_cpu_share is None
         else float(min(r.latency_cpu_share for r in rounds)),
         latency_attempts=sum(r.latency_attempts for r in rounds),
+        latency_others_busy=None if first.latency_others_busy is None
+        else float(max(r.latency_others_busy for r in rounds)),
         latency_rounds=len(rounds), latency_round_spread=spread)
     if first.throughput is not None:
         seconds = [first.throughput_batch / r.throughput for r in rounds]  # per batch
@@ -298,7 +309,7 @@ def machine_busy(busy: float | None = None) -> str | None:
     """A sentence when other processes keep at least half a CPU busy (``busy``, or a fresh
     :func:`cpus_busy` sample), else ``None``: timings taken now are worth less, and say so."""
     busy = cpus_busy() if busy is None else busy
-    if busy >= 0.5:
+    if busy >= BUSY_CPUS:
         return (f"the machine is busy (other processes use {busy:.1f} of {usable_cpus()} "
                 "CPU(s)): latencies measured now are slower and noisier than on an idle machine")
     return None
@@ -348,9 +359,15 @@ def measure_latency(result: CostProfile, model: nn.Module, device="cpu", *, min_
         return torch.randn(batch, 3, input_size, input_size, device=dev).contiguous(
             memory_format=fmt)
 
+    # other processes' load, sampled around the timing: OpenMP threads that share their cores
+    # stall every layer, while the process's own CPU share can stay near 1 (its threads spin)
+    before = cpus_busy(BUSY_SAMPLE) if dev.type == "cpu" else None
     timing = time_forward_quality(net, sample(1), min_time, amp=use_amp)
+    busy = None if before is None else max(before, cpus_busy(BUSY_SAMPLE))
     result.latency_ms, result.latency_iqr_ms = timing.median_ms, timing.iqr_ms
-    result.latency_blocks, result.latency_stable = timing.blocks, timing.stable
+    result.latency_blocks = timing.blocks
+    result.latency_stable = timing.stable and (busy is None or busy < BUSY_CPUS)
+    result.latency_others_busy = busy
     result.latency_cpu_share, result.latency_attempts = timing.cpu_share, timing.attempts
     result.dtype = "float16 autocast" if use_amp else "float32"
     result.memory_format = "channels_last" if channels_last else "contiguous"

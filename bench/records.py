@@ -240,6 +240,7 @@ def latency_fields(cost: CostProfile) -> dict:
             "latency_device": cost.latency_device, "throughput": cost.throughput,
             "latency_blocks": cost.latency_blocks, "latency_stable": cost.latency_stable,
             "latency_cpu_share": cost.latency_cpu_share,
+            "latency_others_busy": cost.latency_others_busy,
             "latency_timed_at": datetime.now(timezone.utc).isoformat(timespec="minutes")
             if timed else None}
 

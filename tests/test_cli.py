@@ -109,7 +109,8 @@ def test_profile_reports_the_papers_cost(capsys, tmp_path):
                                    "throughput", "throughput_batch", "input_size", "latency_device",
                                    "dtype", "memory_format", "threads", "torch", "latency_blocks",
                                    "latency_stable", "latency_cpu_share", "throughput_stable",
-                                   "latency_rounds", "latency_round_spread",
+                                   "latency_others_busy", "latency_rounds",
+                                   "latency_round_spread",
                                    "throughput_round_spread", "latency_timed_with"]
     assert table.loc[0, "throughput_batch"] == 2 and table.loc[0, "dtype"] == "float32"
     assert table.loc[0, "latency_rounds"] == 2 and table.loc[0, "latency_round_spread"] >= 0
