@@ -359,8 +359,8 @@ def measure_latency(result: CostProfile, model: nn.Module, device="cpu", *, min_
         return torch.randn(batch, 3, input_size, input_size, device=dev).contiguous(
             memory_format=fmt)
 
-    # other processes' load, sampled around the timing: OpenMP threads that share their cores
-    # stall every layer, while the process's own CPU share can stay near 1 (its threads spin)
+    # other processes' load, sampled around the timing: it can slow every call alike, which
+    # neither the IQR nor this process's CPU share then shows
     before = cpus_busy(BUSY_SAMPLE) if dev.type == "cpu" else None
     timing = time_forward_quality(net, sample(1), min_time, amp=use_amp)
     busy = None if before is None else max(before, cpus_busy(BUSY_SAMPLE))

@@ -55,9 +55,9 @@ def test_every_timing_carries_its_quality():
 
 
 def test_a_latency_timed_while_other_processes_load_the_cpu_is_unstable(monkeypatch):
-    """Other processes on the cores slow every layer (a 30-ms ResNet-18 was once timed at 936 ms
-    with an IQR of 1 %), so neither the IQR nor this process's CPU share shows it: the load
-    sampled around the timing does."""
+    """Other processes on the cores can slow every call alike (a 31-ms ResNet-18 was once timed
+    at 936 ms with an IQR of 1 %), which the IQR does not show: the load sampled around the
+    timing does."""
     import bench.profiling as profiling
 
     net = torchvision.models.shufflenet_v2_x1_0(num_classes=4)
