@@ -88,6 +88,13 @@ def estimator_params(spec: RunSpec) -> dict:
     prefix = info.estimator.pretrain_param
     if get_preset(spec.preset).pretrain_on_source and source and prefix:
         params.update({prefix: source[0], f"{prefix}_root": source[1]})
+    elif get_preset(spec.preset).pretrain_on_source and prefix and \
+            (gone := prepared_source(spec.dataset, spec.root, must_exist=False)):
+        warnings.warn(f"the eye crops in {spec.root} were cut from {gone[0]} faces at {gone[1]}, "
+                      f"which is not there (moved?), so the {spec.preset} preset's pre-training "
+                      f"on those faces is off; pass --teacher-pretrain {gone[0]} "
+                      "--teacher-pretrain-root DIR",
+                      DataWarning, stacklevel=2)
     return {**params, **spec.params, "random_state": spec.seed, "device": spec.device}
 
 

@@ -62,7 +62,12 @@ def subject_counts(n_subjects: int, fractions) -> tuple[int, int, int]:
 
 def subject_split(dataset: EmotionDataset, seed: int, fractions) -> tuple[np.ndarray, ...]:
     subjects = dataset.subjects
-    _, n_val, n_test = subject_counts(len(np.unique(subjects)), fractions)
+    found = np.unique(subjects)
+    if len(found) < 3:  # often a data root one level off: name what was read as subjects
+        raise BenchError(f"a subject-disjoint split needs at least 3 subjects, the data has "
+                         f"{len(found)} ({', '.join(map(str, found))}); is the data root the "
+                         "folder that holds the subject folders?")
+    _, n_val, n_test = subject_counts(len(found), fractions)
     everything = np.arange(len(dataset))
     rest, test = next(GroupShuffleSplit(1, test_size=n_test, random_state=seed)
                       .split(everything, groups=subjects))

@@ -153,6 +153,14 @@ def test_ckplus_rejects_foreign_file_names(tmp_path):
         load_dataset("ckplus", tmp_path)
 
 
+def test_ckplus_above_its_parent_folder_says_what_it_found(tmp_path):
+    _ckplus_tree(tmp_path / "faces")
+    write_image(tmp_path / "jaffe" / "KA.AN1.39.tiff", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DatasetError, match="has no CK\\+ folder and its folder\\(s\\) faces, "
+                                           "jaffe are not emotion classes"):
+        load_dataset("ckplus", tmp_path)
+
+
 @pytest.mark.ckplus
 def test_real_ckplus_loads(ckplus_root):
     d7 = load_dataset("ckplus", ckplus_root, classes=7)
@@ -179,6 +187,19 @@ def test_jaffe_file_names(tmp_path):
     assert sorted(set(d.subjects)) == ["KA", "KM", "S131"]
 
 
+def test_jaffe_leaves_out_eye_crops_prepared_beside_it(tmp_path):
+    """``bench prepare eyes`` keeps JAFFE's names; crops beside the faces are not faces."""
+    rng = np.random.default_rng(5)
+    for name in ["KA.AN1.39", "KM.HA2.30", "KR.NE1.1"]:
+        write_image(tmp_path / f"{name}.tiff", random_face(rng, (32, 32)))
+        write_image(tmp_path / "eyes" / name[:2] / "anger" / f"{name}.png",
+                    random_face(rng, (16, 32)))
+    (tmp_path / "eyes" / "manifest.csv").write_text("file,split\n")
+    with pytest.warns(UserWarning, match="skipping .*eyes: eye crops made by `bench prepare`"):
+        d = load_dataset("jaffe", tmp_path, classes=7, cache=False)
+    assert len(d) == 3
+
+
 # ------------------------------------------------------------------------------------- RAF-DB
 def _rafdb_tree(root, lines):
     rng = np.random.default_rng(6)
@@ -200,6 +221,13 @@ def test_rafdb_official_split_and_labels(tmp_path):
                                    "happiness", "neutral"]
     assert d.subjects is None and d.images.shape == (7, 32, 32, 3)
     assert load_dataset("rafdb", tmp_path, classes=4).dropped == {"disgust": 1}
+
+
+def test_rafdb_names_the_missing_part(tmp_path):
+    _rafdb_tree(tmp_path, ["train_00001.jpg 1"])
+    (tmp_path / "EmoLabel" / "list_patition_label.txt").rename(tmp_path / "EmoLabel" / "list.txt")
+    with pytest.raises(DatasetError, match="RAF-DB: no EmoLabel/list_patition_label.txt under"):
+        load_dataset("rafdb", tmp_path)
 
 
 @pytest.mark.parametrize("line, message", [
@@ -259,6 +287,26 @@ def test_fer2013_missing_columns(tmp_path):
     (tmp_path / "fer2013.csv").write_text("label,pixels\n1,2 3\n")
     with pytest.raises(DatasetError, match=r"lacks column\(s\) \['emotion', 'usage'\]"):
         load_dataset("fer2013", tmp_path)
+
+
+def test_fer2013_without_its_header_line_says_so_briefly(tmp_path):
+    (tmp_path / "fer2013.csv").write_text(f"0,{_pixels(4)},Training\n3,{_pixels(5)},Training\n")
+    with pytest.raises(DatasetError) as error:
+        load_dataset("fer2013", tmp_path)
+    assert "(is its header line emotion,pixels,Usage missing?)" in str(error.value)
+    assert len(str(error.value)) < 400
+
+
+def test_a_data_root_one_level_off_names_what_it_read_as_subjects(tmp_path):
+    from bench.protocol import RunSpec, train_on_split
+
+    rng = np.random.default_rng(1)
+    for emotion in ("happy", "neutral"):  # CK+'s <class>/<images> read as --dataset folder
+        for n in range(3):
+            write_image(tmp_path / "all" / emotion / f"S{n}.png", random_face(rng, (16, 16)))
+    spec = RunSpec("shufflenet-v2", "folder", 4, 0, str(tmp_path), "smoke", latency=False)
+    with pytest.raises(BenchError, match=r"the data has 1 \(all\); is the data root the folder"):
+        train_on_split(spec)
 
 
 def test_a_folder_dataset_is_named_after_its_folder(folder_dataset, tmp_path):

@@ -261,3 +261,23 @@ def test_crops_may_not_be_written_inside_the_data_root(tmp_path):
     with pytest.raises(DatasetError, match="inside the data root"):
         prepare_eyes("folder", src, src / "eyes", progress=False)
     assert not (src / "eyes").exists()
+
+
+def test_crops_whose_face_set_moved_say_that_pre_training_is_off(tmp_path):
+    import json
+    import warnings
+
+    from bench.errors import DataWarning
+    from bench.protocol import RunSpec, estimator_params
+
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "crops").mkdir()
+    (tmp_path / "crops" / "source.json").write_text(json.dumps({"dataset": "ckplus",
+                                                                "root": "../faces"}))
+    spec = RunSpec("ours", "folder", 7, 0, str(tmp_path / "crops"), "quick")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert estimator_params(spec)["teacher_pretrain"] == "ckplus"
+    (tmp_path / "faces").rename(tmp_path / "elsewhere")
+    with pytest.warns(DataWarning, match="cut from ckplus faces at .*faces, which is not there"):
+        assert estimator_params(spec).get("teacher_pretrain") is None

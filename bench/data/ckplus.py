@@ -10,7 +10,8 @@ import re
 
 import pandas as pd
 
-from ..errors import DatasetError
+from ..classes import canonical_name
+from ..errors import BenchError, DatasetError
 from .images import is_image_file, read_image
 from .registry import Listing, register_dataset
 
@@ -23,7 +24,13 @@ NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)$", re.IGNORECASE)
 def list_ckplus(root, classes=7) -> Listing:
     base = root / "CK+" if (root / "CK+").is_dir() else root
     rows = []
-    for class_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+    class_dirs = sorted(p for p in base.iterdir() if p.is_dir())
+    unknown = [p.name for p in class_dirs
+               if not p.name.startswith(".") and not _is_emotion(p.name)]
+    if unknown:  # e.g. the folder above CK+'s parent, or another dataset's folder
+        raise DatasetError(f"{base} has no CK+ folder and its folder(s) {', '.join(unknown[:3])} "
+                           "are not emotion classes")
+    for class_dir in class_dirs:
         for path in sorted(p for p in class_dir.iterdir() if is_image_file(p)):
             m = NAME.match(path.stem)
             if not m:
@@ -34,3 +41,11 @@ def list_ckplus(root, classes=7) -> Listing:
         raise DatasetError(f"no CK+ images under {base}")
     table = pd.DataFrame(rows, columns=["source", "file", "label", "subject", "sequence", "frame"])
     return Listing(table, read_image)
+
+
+def _is_emotion(name: str) -> bool:
+    try:
+        canonical_name(name)
+    except BenchError:
+        return False
+    return True

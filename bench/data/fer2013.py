@@ -43,7 +43,11 @@ def list_fer2013(root, classes=7) -> Listing:
     raw.columns = [c.strip().lower() for c in raw.columns]
     missing = {"emotion", "pixels", "usage"} - set(raw.columns)
     if missing:
-        raise DatasetError(f"{csv} lacks column(s) {sorted(missing)}; found {list(raw.columns)}")
+        found = ", ".join(repr(c[:20] + ("..." if len(c) > 20 else "")) for c in raw.columns[:5])
+        more = f" and {len(raw.columns) - 5} more" if len(raw.columns) > 5 else ""
+        hint = "" if set(raw.columns) & {"emotion", "pixels", "usage"} else \
+            " (is its header line emotion,pixels,Usage missing?)"
+        raise DatasetError(f"{csv} lacks column(s) {sorted(missing)}; found {found}{more}{hint}")
     emotion = pd.to_numeric(raw["emotion"], errors="coerce")
     bad = ~emotion.isin(range(len(LABELS)))
     if bad.any():

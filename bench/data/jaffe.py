@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
+from pathlib import Path
 
 import pandas as pd
 
 from ..errors import DatasetError, DataWarning
+from .folder import MANIFEST
 from .images import is_image_file, read_image
 from .registry import Listing, register_dataset
 
@@ -19,7 +22,7 @@ NAME = re.compile(r"^([A-Za-z0-9]+)\.([A-Za-z]{2})(\d+)\.(\d+)$")
                   layout=LAYOUT)
 def list_jaffe(root, classes=7) -> Listing:
     rows, other = [], []
-    for path in sorted(p for p in root.rglob("*") if is_image_file(p)):
+    for path in sorted(p for p in _files(root) if is_image_file(p)):
         m = NAME.match(path.stem)
         if not m:
             other.append(path)  # JAFFE copies often carry a contact sheet beside the images
@@ -34,3 +37,17 @@ def list_jaffe(root, classes=7) -> Listing:
                       f"under {root}, e.g. {other[0]}", DataWarning, stacklevel=2)
     table = pd.DataFrame(rows, columns=["source", "file", "label", "subject", "sequence", "frame"])
     return Listing(table, read_image)
+
+
+def _files(root):
+    """The files under ``root``, except in folders of eye crops that ``bench prepare`` made (they
+    keep JAFFE's names, but are read with ``--dataset folder``), which are named in a warning."""
+    for folder, dirs, names in os.walk(root):
+        crops = sorted(d for d in dirs if (Path(folder) / d / MANIFEST).is_file())
+        if crops:
+            warnings.warn(f"skipping {Path(folder) / crops[0]}"
+                          + (f" and {len(crops) - 1} more" if len(crops) > 1 else "")
+                          + ": eye crops made by `bench prepare` (read them with --dataset "
+                          "folder), not JAFFE faces", DataWarning, stacklevel=3)
+        dirs[:] = sorted(d for d in dirs if d not in crops and not d.startswith("."))
+        yield from (Path(folder) / n for n in names)

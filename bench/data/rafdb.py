@@ -46,8 +46,11 @@ def read_label_file(path) -> pd.DataFrame:
 def list_rafdb(root, classes=7) -> Listing:
     label_file = root / "EmoLabel" / "list_patition_label.txt"
     image_dir = root / "Image" / "aligned"
-    if not label_file.is_file() or not image_dir.is_dir():
-        raise DatasetError(f"RAF-DB files missing under {root}")
+    missing = [str(p.relative_to(root)) + ("/" if p is image_dir else "")
+               for p, found in ((label_file, label_file.is_file()), (image_dir, image_dir.is_dir()))
+               if not found]
+    if missing:
+        raise DatasetError(f"RAF-DB: no {' and no '.join(missing)} under {root}")
     table = read_label_file(label_file)
     paths = [image_dir / f"{n.rsplit('.', 1)[0]}_aligned.jpg" for n in table["name"]]
     table["source"] = paths

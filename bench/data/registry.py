@@ -71,10 +71,10 @@ def register_dataset(name: str, *, description: str, layout: str, split=DEFAULT_
 SOURCE = "source.json"
 
 
-def prepared_source(name: str, root=None) -> tuple[str, str] | None:
+def prepared_source(name: str, root=None, *, must_exist: bool = True) -> tuple[str, str] | None:
     """(dataset, root) of the registered face dataset that the eye crops in ``root`` were cut
     from by ``bench prepare eyes``, the root relative to where this process runs; ``None`` for
-    any other data, or when that source is gone."""
+    any other data, or (with ``must_exist``) when that source is gone."""
     if root is None or not dataset_info(name).named_by_root:
         return None
     try:
@@ -83,7 +83,7 @@ def prepared_source(name: str, root=None) -> tuple[str, str] | None:
         dataset_info(info["dataset"])
     except (OSError, ValueError, KeyError, TypeError, BenchError):
         return None
-    return (info["dataset"], source) if Path(source).exists() else None
+    return (info["dataset"], source) if Path(source).exists() or not must_exist else None
 
 
 def dataset_label(name: str, root=None) -> str:
