@@ -236,6 +236,8 @@ class TrainedRun:
     train_labels: np.ndarray | None = None
     #: classes of the class set with no image in a split part, by part
     missing_classes: dict = field(default_factory=dict)
+    #: images of the training subjects before the preset's frames-per-sequence rule thinned them
+    train_available: int | None = None
 
     def part(self, name: str):
         """(images, label names, subjects) of a split part."""
@@ -312,11 +314,13 @@ def _prepared(spec: RunSpec, estimator: EmotionClassifier | None, verbose: int,
     preset = get_preset(spec.preset)
     spaced = est.make_teacher() if teacher else est
     val_frames = validation_frames(preset, type(spaced).frame_order, whole_test)
+    available = len(split.train)
     split = replace(split, train=thin_sequences(dataset, split.train, preset.train_frames),
                     val=thin_sequences(dataset, split.val, val_frames))
     if not whole_test:  # after calibration was set aside, so calibration is the same either way
         split = replace(split, test=thin_sequences(dataset, split.test, preset.test_frames))
     run = TrainedRun(spec, est, dataset, split, 0.0, False)
+    run.train_available = available
     run.missing_classes = _missing_classes(dataset, split, spec.seed)
     run.train_labels = noisy_labels(dataset.label_names[split.train], dataset.class_names,
                                     spec.label_noise, spec.seed)

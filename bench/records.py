@@ -213,6 +213,7 @@ def run_record(run: TrainedRun, y_true, y_pred, cost: CostProfile, *, predict_s:
         "noisy_labels": int((run.train_labels != dataset.label_names[split.train]).sum()),
         "train_class_counts": {str(c): int(train_counts.get(c, 0)) for c in dataset.class_names},
         "n_train": len(split.train),
+        "n_train_available": run.train_available,
         "n_val": len(split.val),
         "n_test": len(split.test),
         "n_calibration": len(split.calibration),

@@ -196,3 +196,16 @@ def test_the_board_says_how_many_runs_trained_beside_each_other(tmp_path):
     _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
     assert ("trained one run at a time (1 run); up to 2 runs at once on one machine (1 run)"
             in markdown)
+
+
+def test_the_board_says_how_many_training_images_the_frame_rule_kept(tmp_path):
+    for seed in range(2):
+        write_record(tmp_path, {**record(seed=seed), "dataset": "folder", "n_train": 96,
+                                "n_train_available": 2000 + 100 * seed, "train_frames": 4})
+    _, markdown = write_leaderboard(tmp_path, "folder", 4)
+    assert ("Training images: 96 of the training subjects' 2050 per split (5%, mean over 2 "
+            "split(s)): the quick preset keeps at most 4 evenly spaced frames") in markdown
+    assert "without sequence sub-folders is one sequence" in markdown
+    for seed in range(2):  # nothing left out, or not recorded: nothing said
+        write_record(tmp_path, {**record(seed=seed), "n_train": 96, "n_train_available": 96})
+    assert "Training images:" not in write_leaderboard(tmp_path, "synthetic", 4)[1]

@@ -96,6 +96,9 @@ def test_everyone_is_scored_on_the_same_images():
     assert plain["n_test"] == personal["n_test"] and plain["n_calibration"] == personal["n_calibration"]
     # test subjects' images = scored + calibration
     assert plain["n_test"] + plain["n_calibration"] == len(plain["subjects"]["test"]) * 4 * 6
+    # training: 4 of each sequence's 6 frames (smoke), of the training subjects' 4 x 6 each
+    assert plain["n_train_available"] == len(plain["subjects"]["train"]) * 4 * 6
+    assert plain["n_train"] == len(plain["subjects"]["train"]) * 4 * 4
 
 
 def test_frame_order_methods_get_sequences_in_order():
