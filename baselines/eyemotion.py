@@ -164,7 +164,10 @@ class EyemotionClassifier(EmotionClassifier):
         X = self._conform(X)
         X_personal, unknown = self._personalise(X, groups, self.subject_means_)
         self.report_["predict_subjects_without_calibration"] = unknown
-        if unknown:
+        if groups is None:
+            warnings.warn("Eyemotion: no subject ids (groups) to predict with, so every image "
+                          "uses the training set's mean neutral image", stacklevel=2)
+        elif unknown:
             warnings.warn(f"Eyemotion: {unknown} subject(s) without calibration neutrals use the "
                           "training set's mean neutral image", stacklevel=2)
         return super().decision_function(X_personal, groups)

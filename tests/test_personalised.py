@@ -85,7 +85,10 @@ def test_subjects_without_neutrals_fall_back_with_a_warning(tiny_synthetic):
         est.predict(d.images[:3], np.array(["stranger"] * 3))
     assert est.report_["predict_subjects_without_calibration"] == 1
     with pytest.warns(UserWarning, match="no subject ids"):
-        EyemotionClassifier(**{**EYE, "epochs": 1}).fit(d.images, d.label_names)
+        est = EyemotionClassifier(**{**EYE, "epochs": 1}).fit(d.images, d.label_names)
+    with pytest.warns(UserWarning, match="no subject ids .* to predict with") as caught:
+        est.predict(d.images[:3])
+    assert not any("without calibration" in str(w.message) for w in caught)
 
 
 def test_eyemotion_needs_neutral_training_images(tiny_synthetic):
