@@ -42,7 +42,7 @@ from .quality import (  # noqa: E402
 )
 from .records import board_name, load_records, settings_diff, settings_of  # noqa: E402
 from .registry import list_methods, method_info  # noqa: E402
-from .stats import ALPHA, INTERVAL_NOTE, pairwise, row_interval  # noqa: E402
+from .stats import ALPHA, interval_note, pairwise, row_interval  # noqa: E402
 
 COLUMNS = ["method", "n_seeds", "accuracy", "accuracy_std", "accuracy_ci_low", "accuracy_ci_high",
            "macro_precision", "macro_recall", "macro_f1", "macro_f1_std", "macro_f1_ci_low",
@@ -274,7 +274,7 @@ def render_markdown(table: pd.DataFrame, records: list[dict], left_out: list[str
         "",
         shown.to_markdown(index=False, disable_numparse=True),
         "",
-        f"{INTERVAL_NOTE}; n/a: records written before test predictions were kept. Whether two "
+        f"{interval_note(records)}; n/a: records written before test predictions were kept. Whether two "
         f"rows differ: [{stem}-pairwise.md]({stem}-pairwise.md).",
         "",
         f"![Accuracy against latency and MFLOPs]({stem}-pareto.png)",

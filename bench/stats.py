@@ -36,6 +36,18 @@ INTERVAL_NOTE = (f"95 % CI: subject-level bootstrap (percentile, {N_RESAMPLES} r
                  "`bench.stats`)")
 
 
+def interval_note(records: list[dict]) -> str:
+    """:data:`INTERVAL_NOTE`, or its image-level form for data without subject ids (RAF-DB,
+    FER2013), whose units are single images."""
+    for record in records:
+        if record.get("predictions"):
+            if decode_predictions(record["predictions"])[2] is None:
+                return INTERVAL_NOTE.replace("subject-level", "image-level").replace(
+                    "subjects resampled", "images resampled (no subject ids)")
+            break
+    return INTERVAL_NOTE
+
+
 def unit_confusions(record: dict) -> tuple[list, np.ndarray] | None:
     """(unit names, one confusion matrix per unit ``(U, C, C)``, rows = true class) of a record's
     test predictions; ``None`` for a record written before predictions were kept."""

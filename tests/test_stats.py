@@ -131,3 +131,7 @@ def test_images_are_the_units_without_subject_ids_and_memory_stays_bounded():
     assert len(names) == 3000 and cms.sum() == 3000
     low, high = stats.row_interval([rec])["accuracy"]
     assert low < rec["accuracy"] < high and high - low < 0.05
+    assert stats.interval_note([rec]).startswith("95 % CI: image-level bootstrap")
+    assert "images resampled (no subject ids)" in stats.interval_note([rec])
+    with_subjects = record("m", 0, true, pred, np.repeat(np.arange(300), 10).astype(str))
+    assert stats.interval_note([with_subjects]) == stats.INTERVAL_NOTE
