@@ -61,7 +61,8 @@ MAX_REL_IQR = 0.10
 #: an unstable timing is measured again this many times, each twice as long
 RETRIES = 2
 #: a latency timed while other processes kept at least this many CPUs' worth busy (sampled for
-#: BUSY_SAMPLE seconds before and after it) is unstable: read as approximate
+#: BUSY_SAMPLE seconds, or the timing's ``min_time`` if shorter, before and after it) is
+#: unstable: read as approximate
 BUSY_CPUS = 0.5
 BUSY_SAMPLE = 0.25
 #: a figure timed in several rounds (``bench profile --rounds``) is stable only when its round
@@ -361,9 +362,10 @@ def measure_latency(result: CostProfile, model: nn.Module, device="cpu", *, min_
 
     # other processes' load, sampled around the timing: it can slow every call alike, which
     # neither the IQR nor this process's CPU share then shows
-    before = cpus_busy(BUSY_SAMPLE) if dev.type == "cpu" else None
+    seconds = min(BUSY_SAMPLE, min_time)  # a short smoke timing gets short samples
+    before = cpus_busy(seconds) if dev.type == "cpu" else None
     timing = time_forward_quality(net, sample(1), min_time, amp=use_amp)
-    busy = None if before is None else max(before, cpus_busy(BUSY_SAMPLE))
+    busy = None if before is None else max(before, cpus_busy(seconds))
     result.latency_ms, result.latency_iqr_ms = timing.median_ms, timing.iqr_ms
     result.latency_blocks = timing.blocks
     result.latency_stable = timing.stable and (busy is None or busy < BUSY_CPUS)
