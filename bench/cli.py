@@ -281,9 +281,7 @@ def _kept_record(unit, settings: dict) -> str | None:
 def _method_params(args, methods: list[str]) -> dict[str, dict]:
     """Check the data, device and options shared by ``run`` and ``stream`` before any work, and
     return each method's parameter overrides (``--epochs``, ``--image-size``, ``--param``, ...)."""
-    resolve_root(args.dataset, args.data_root)  # a missing dataset fails before any work,
-    if dataset_info(args.dataset).needs_root:  # and one of another layout before the weights check
-        list_samples(args.dataset, args.data_root, classes=args.classes)
+    _check_data(args.dataset, args.data_root, args.classes)
     resolve_device(args.device)
     preset = get_preset(args.preset)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("image_size", args.image_size),
@@ -313,6 +311,14 @@ def _method_params(args, methods: list[str]) -> dict[str, dict]:
     return params
 
 
+def _check_data(dataset: str, root, classes: int) -> None:
+    """A missing dataset, or one in another layout, fails before any work, and before ImageNet
+    weights are fetched (the user's first problem is the data)."""
+    resolve_root(dataset, root)
+    if dataset_info(dataset).needs_root:
+        list_samples(dataset, root, classes=classes)
+
+
 def _teacher_pretraining(args) -> dict:
     """``--teacher-pretrain`` as estimator parameters, its data checked before any work."""
     if args.teacher_pretrain_root and not args.teacher_pretrain:
@@ -321,7 +327,7 @@ def _teacher_pretraining(args) -> dict:
         return {}
     if args.teacher_pretrain == "none":
         return {"teacher_pretrain": None}
-    resolve_root(args.teacher_pretrain, args.teacher_pretrain_root)
+    _check_data(args.teacher_pretrain, args.teacher_pretrain_root, args.classes)
     root = args.teacher_pretrain_root
     return {"teacher_pretrain": args.teacher_pretrain,
             "teacher_pretrain_root": None if root is None else os.path.normpath(root)}

@@ -382,8 +382,8 @@ class _WarningRelay:
     """The caller's end of :func:`_forward_warnings`: shows each warning of this grid's tasks
     (keys ending in ``-<token>``) once, prefixed with its run (``labels``: key -> run), as a
     warning here, so the CLI prints it as one line and ``-W``/filters apply. Events arrive while
-    the grid runs; :meth:`flush` shows any still on their way (a task's events reach the scheduler
-    before its result)."""
+    the grid runs; leaving the block shows any still on their way, read back from the scheduler
+    (a task's events reach it before its result)."""
 
     def __init__(self, client, token: str, labels: dict[str, str]):
         self.client, self.token, self.labels = client, token, labels

@@ -73,6 +73,10 @@ def test_data_of_another_layout_is_named_before_imagenet_weights_are_fetched(cap
     code, _, err = run_cli(capsys, "run", "--dataset", "ckplus", "--data-root", str(tmp_path),
                            "--methods", "shufflenet-v2", "--out", str(tmp_path / "out"))
     assert code == 2 and "Expected layout: ROOT/CK+/<class>/" in err and err.count("\n") == 1
+    # the same for the teacher's pre-training data
+    code, _, err = run_cli(capsys, "run", "--methods", "ours", "--teacher-pretrain", "ckplus",
+                           "--teacher-pretrain-root", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 2 and "Expected layout: ROOT/CK+/<class>/" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("argv, message", [
