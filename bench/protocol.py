@@ -321,6 +321,7 @@ def _prepared(spec: RunSpec, estimator: EmotionClassifier | None, verbose: int,
         split = replace(split, test=thin_sequences(dataset, split.test, preset.test_frames))
     run = TrainedRun(spec, est, dataset, split, 0.0, False)
     run.train_available = available
+    _warn_thinning(dataset, preset, spec.preset)
     run.missing_classes = _missing_classes(dataset, split, spec.seed)
     run.train_labels = noisy_labels(dataset.label_names[split.train], dataset.class_names,
                                     spec.label_noise, spec.seed)
@@ -349,6 +350,26 @@ def _missing_classes(dataset: EmotionDataset, split, seed: int) -> dict:
                        f"the split of seed {seed}; the run goes on and its record lists them "
                        "(missing_classes)")
     return missing
+
+
+def _warn_thinning(dataset: EmotionDataset, preset, preset_name: str) -> None:
+    """Say so before training when the preset's frames-per-sequence rule keeps under half of
+    a data folder's images: right for video (neighbouring frames are near-duplicates), wrong for a
+    folder of separate photos, which the folder layouts read as one sequence. Counted over the
+    whole dataset, so every seed and method gives the same message (shown once)."""
+    if dataset.root is None or preset.train_frames is None or dataset.sequences is None:
+        return
+    _, lengths = np.unique(dataset.sequences, return_counts=True)
+    kept, total = int(np.minimum(lengths, preset.train_frames).sum()), len(dataset)
+    if kept >= total / 2:
+        return
+    _warn_once(dataset, (
+        f"{dataset.name}: the {preset_name} preset trains on at most {preset.train_frames} evenly "
+        f"spaced frames of each sequence, {kept} of the data's {total} images "
+        f"({kept / total:.0%}; {len(lengths)} sequences). Right for "
+        "video frames; for separate photos, give each photo a sequence folder of its own "
+        "(<subject>/<emotion>/<sequence>/<image>) or use --preset paper, which keeps every "
+        "frame"))
 
 
 _WARNED: set[tuple] = set()

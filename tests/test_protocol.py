@@ -147,3 +147,27 @@ def test_smoke_run_of_every_registered_method(name):
                              dataset_options=SMALL))
     assert record["method"] == name and 0 <= record["accuracy"] <= 1
     assert record["n_test"] > 0 and record["epochs_run"] == record["epochs"]
+
+
+@pytest.mark.parametrize("frames, warned", [(12, True), (4, False)])
+def test_a_folder_mostly_left_out_by_frame_thinning_is_named_before_training(
+        folder_dataset, frames, warned):
+    """A ``<subject>/<emotion>`` folder is one sequence: 12 photos in it keep 4 (a third of the
+    data) under the smoke preset's rule, which a user of separate photos must hear about."""
+    import warnings
+
+    from bench.errors import DataWarning
+    from bench.protocol import _prepared
+
+    emotions = ("anger", "happiness", "surprise", "neutral")
+    root = folder_dataset({f"s{i}": dict.fromkeys(emotions, frames) for i in range(10)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _prepared(RunSpec("shufflenet-v2", "folder", 4, seed=0, root=str(root), preset="smoke"),
+                  None, 0, False)
+    said = [str(w.message) for w in caught if issubclass(w.category, DataWarning)
+            and "frames of each sequence" in str(w.message)]
+    assert len(said) == warned
+    if warned:
+        assert "160 of the data's 480 images (33%; 40 sequences)" in said[0]
+        assert "--preset paper" in said[0]

@@ -107,3 +107,22 @@ def test_the_board_says_where_its_runs_were_trained_and_warns_when_machines_diff
     assert "2 kinds of machine: AMD EPYC, 1 thread (2 runs); Intel Xeon, 2 threads (1 run)" \
         in markdown
     assert "samples of their method, not run for run" in markdown
+
+
+def test_rows_under_the_references_accuracy_on_imbalanced_data_are_explained(tmp_path):
+    """Test split 9 of 12 neutral: the reference scores 75 %; a row that spreads its
+    predictions scores less while learning more, which the board explains beside the reference."""
+    mostly_neutral = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [3, 1, 1, 4]]
+    write_record(tmp_path, {**full("spread", f1=0.5, confusion_matrix=mostly_neutral),
+                            "accuracy": 7 / 12})
+    write_record(tmp_path, {**full("sharp", f1=0.6, confusion_matrix=mostly_neutral),
+                            "accuracy": 0.8})
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert "1 of 2 rows (spread) score below its accuracy (75.0%)" in markdown
+    assert "compare such rows by macro F1" in markdown
+
+
+def test_balanced_test_data_need_no_such_explanation(tmp_path):
+    write_record(tmp_path, {**full("weak", f1=0.3), "accuracy": 0.24})
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert "majority-class (reference)" in markdown and "score below its accuracy" not in markdown
