@@ -51,7 +51,11 @@ class EyemotionClassifier(EmotionClassifier):
 
     Parameters (besides :class:`bench.EmotionClassifier`'s)
     --------------------------------------------------------
-    neutral_label : the label of the neutral class in ``y`` (default ``"neutral"``).
+    neutral_label : the label of the neutral class in ``y`` (default ``"neutral"``); its integer
+        where ``y`` holds integers.
+
+    ``calibrate(X, groups)`` takes each test subject's neutral images, or, given their labels
+    ``y``, any of its images, of which it keeps the neutral ones.
     """
 
     calibration = "neutral"
@@ -130,8 +134,12 @@ class EyemotionClassifier(EmotionClassifier):
         self.image_shape_ = X.shape[1:]
         neutral = y == self.neutral_label
         if not neutral.any():
+            hint = ("; y holds integer labels (as scikit-learn's cross_val_predict makes them for "
+                    "predict_proba): set neutral_label to the neutral class's integer"
+                    if isinstance(self.neutral_label, str) and np.issubdtype(y.dtype, np.number)
+                    else "")
             raise ValueError(f"Eyemotion needs neutral images in training; no label equals "
-                             f"neutral_label={self.neutral_label!r}")
+                             f"neutral_label={self.neutral_label!r}{hint}")
         self.neutral_mean_ = X[neutral].astype(np.float32).mean(axis=0)
         X_personal, missing = self._personalise_labelled(X, y, groups)
         if validation_data is not None:
@@ -150,10 +158,17 @@ class EyemotionClassifier(EmotionClassifier):
         return super().fit(X_personal, y, groups, validation_data=validation_data)
 
     def calibrate(self, X, groups, y=None):
-        """Store each test subject's mean neutral image (``X`` are its neutral images)."""
+        """Store each test subject's mean neutral image. ``X`` are its neutral images, or, with
+        labels ``y``, any of its images, of which the neutral ones are used."""
         check_is_fitted(self)
         X = self._conform(X)
         groups = aligned("groups", groups, len(X))
+        if y is not None:
+            neutral = aligned("y", y, len(X)) == self.neutral_label
+            if not neutral.any():
+                raise ValueError(f"calibrate got labels y but none equals "
+                                 f"neutral_label={self.neutral_label!r}")
+            X, groups = X[neutral], groups[neutral]
         for subject in np.unique(groups):
             self.subject_means_[subject] = X[groups == subject].astype(np.float32).mean(axis=0)
         self.report_["calibrated_subjects"] = len(self.subject_means_)

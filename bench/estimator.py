@@ -75,6 +75,7 @@ from sklearn.utils._param_validation import (  # scikit-learn's own parameter ch
     StrOptions,
     validate_parameter_constraints,
 )
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -391,6 +392,13 @@ class EmotionClassifier(ClassifierMixin, BaseEstimator):
                                  f"{', '.join(kinds)}")
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} images but y has {len(y)} labels")
+        if y.dtype.kind == "f" and np.isnan(y).any():
+            raise ValueError(f"y must hold class labels (names or integers): it holds NaN "
+                             f"({int(np.isnan(y).sum())} of {len(y)})")
+        try:  # scikit-learn's rule: class labels, not continuous values
+            check_classification_targets(y)
+        except ValueError as err:
+            raise ValueError(f"y must hold class labels (names or integers): {err}") from None
         return X, y, aligned("groups", groups, len(X))
 
     def _seed(self) -> int:

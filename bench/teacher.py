@@ -118,6 +118,16 @@ class LabelDistributionStudent(EmotionClassifier):
         self.teacher_pretrain_root = teacher_pretrain_root
         self.teacher_pretrain_epochs = teacher_pretrain_epochs
 
+    def set_params(self, **params):
+        """scikit-learn's, plus ``teacher_params__<name>=value`` for one teacher setting, merged
+        into a copy of ``teacher_params`` (a grid search can then vary the teacher's epochs)."""
+        nested = {key.removeprefix("teacher_params__"): params.pop(key)
+                  for key in list(params) if key.startswith("teacher_params__")}
+        super().set_params(**params)
+        if nested:
+            self.teacher_params = {**(self.teacher_params or {}), **nested}
+        return self
+
     def make_teacher(self) -> LDGNClassifier:
         """An unfitted LDGN with this student's training settings, updated by ``teacher_params``."""
         params = {k: getattr(self, k) for k in self.base_param_names()}

@@ -24,6 +24,9 @@ def check_images(X) -> np.ndarray:
         raise ValueError(f"X must have shape (N, H, W) or (N, H, W, C) with C in 1/3/4; got {X.shape}")
     if len(X) == 0:
         raise ValueError("X holds no images")
+    if X.ndim == 3 and X.shape[-1] in (3, 4) and X.shape[1] > X.shape[-1]:
+        raise ValueError(f"X of shape {X.shape} reads as {len(X)} grey images {X.shape[-1]} pixels "
+                         "wide; for one colour image pass a batch of one, X[None]")
     return X
 
 

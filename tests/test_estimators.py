@@ -77,10 +77,42 @@ def test_classes_parameter_keeps_an_absent_class_as_an_output(tiny_synthetic):
     (np.zeros((4, 8, 8), np.float32), "uint8"),
     (np.zeros((4, 8), np.uint8), "shape"),
     (np.zeros((4, 8, 8, 5), np.uint8), "shape"),
+    (np.zeros((4, 8, 3), np.uint8), r"4 grey images 3 pixels wide; for one colour image .*X\[None\]"),
 ])
 def test_bad_images_are_refused(X, message):
     with pytest.raises(ValueError, match=message):
         get_estimator("shufflenet-v2", **TINY).fit(X, [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("y, message", [
+    (lambda y: y + 0.1, "class labels .* Unknown label type: continuous"),
+    (lambda y: np.where(y == 0, np.nan, y), "class labels .* NaN"),
+], ids=["continuous", "nan"])
+def test_labels_that_are_not_classes_are_refused(tiny_synthetic, y, message):
+    """scikit-learn's rule: noisy float labels must not become one class per image."""
+    d = tiny_synthetic
+    with pytest.raises(ValueError, match=message):
+        get_estimator("shufflenet-v2", **TINY).fit(d.images, y(d.labels.astype(float)))
+
+
+def test_whole_number_float_labels_are_classes(tiny_synthetic):
+    d = tiny_synthetic
+    est = get_estimator("shufflenet-v2", **{**TINY, "epochs": 1}).fit(d.images, d.labels * 1.0)
+    assert list(est.classes_) == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_one_teacher_setting_is_set_by_name_as_a_grid_search_does():
+    from sklearn.base import clone
+
+    est = get_estimator("ours", teacher_params={"epochs": 6, "lr": 0.01})
+    est.set_params(teacher_params__epochs=2, lr=0.5)
+    assert est.teacher_params == {"epochs": 2, "lr": 0.01} and est.lr == 0.5
+    assert est.make_teacher().epochs == 2
+    assert clone(est).teacher_params == {"epochs": 2, "lr": 0.01}
+    fresh = get_estimator("ours").set_params(teacher_params__batch_size=8)
+    assert fresh.teacher_params == {"batch_size": 8}
+    with pytest.raises(ValueError, match="unknown name"):
+        get_estimator("ours").set_params(teacher_params__nosuch=1).make_teacher()
 
 
 def test_label_count_must_match(tiny_synthetic):

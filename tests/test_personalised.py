@@ -96,6 +96,26 @@ def test_eyemotion_needs_neutral_training_images(tiny_synthetic):
     keep = d.label_names != "neutral"
     with pytest.raises(ValueError, match="neutral_label"):
         EyemotionClassifier(**EYE).fit(d.images[keep], d.label_names[keep], d.subjects[keep])
+    # integer labels (cross_val_predict(method="predict_proba") encodes them): the fix is named
+    with pytest.raises(ValueError, match="set neutral_label to the neutral class's integer"):
+        EyemotionClassifier(**EYE).fit(d.images, d.labels, d.subjects)
+    neutral = list(d.class_names).index("neutral")
+    est = EyemotionClassifier(**{**EYE, "epochs": 1}, neutral_label=neutral)
+    assert est.fit(d.images, d.labels, d.subjects).report_["train_subjects_without_neutral"] == 0
+
+
+def test_calibration_with_labels_keeps_only_the_neutral_images(tiny_synthetic):
+    d = tiny_synthetic
+    est = EyemotionClassifier(**{**EYE, "epochs": 1}).fit(d.images, d.label_names, d.subjects)
+    subject = d.subjects == d.subjects[0]
+    neutral = subject & (d.label_names == "neutral")
+    est.calibrate(d.images[subject], d.subjects[subject], d.label_names[subject])
+    labelled = est.subject_means_[d.subjects[0]]
+    est.calibrate(d.images[neutral], d.subjects[neutral])
+    np.testing.assert_array_equal(labelled, est.subject_means_[d.subjects[0]])
+    with pytest.raises(ValueError, match="none equals neutral_label"):
+        est.calibrate(d.images[subject & ~neutral], d.subjects[subject & ~neutral],
+                      d.label_names[subject & ~neutral])
 
 
 # ----------------------------------------------------------------------------------------- EMO
