@@ -121,9 +121,9 @@ def test_profile_reports_the_papers_cost(capsys, tmp_path):
 
 
 def test_profile_rounds_alternate_the_order(capsys, tmp_path, monkeypatch):
-    import bench.cli as cli
-    order, timed = [], cli._timed
-    monkeypatch.setattr(cli, "_timed", lambda method, *a: (order.append(method), timed(method, *a))[1])
+    import bench.profile_command as command
+    order, timed = [], command._timed
+    monkeypatch.setattr(command, "_timed", lambda method, *a: (order.append(method), timed(method, *a))[1])
     code, _, _ = run_cli(capsys, "profile", "--methods", "shufflenet-v2,ours-sll,ours", "--out",
                          str(tmp_path), "--min-time", "0.01", "--batch-sizes", "1",
                          "--profile-size", "32", "--rounds", "3")

@@ -199,7 +199,7 @@ def test_exif_orientation_is_applied(tmp_path):
 def test_profile_adds_rows_instead_of_replacing_the_file(capsys, tmp_path, monkeypatch):
     # an idle machine: under outside load the second call would time with fewer threads, a
     # measurement of its own (another latency_device) that rightly keeps the first call's row
-    monkeypatch.setattr("bench.cli.cpus_busy", lambda *args, **kwargs: 0.0)
+    monkeypatch.setattr("bench.profile_command.cpus_busy", lambda *args, **kwargs: 0.0)
     base = ["profile", "--min-time", "0.01", "--batch-sizes", "1", "--profile-size", "32",
             "--out", str(tmp_path)]
     assert run_cli(capsys, *base, "--methods", "shufflenet-v2,ours-lem")[0] == 0
@@ -214,7 +214,7 @@ def test_profile_out_of_memory_is_one_line(capsys, tmp_path, monkeypatch):
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate "
                            "60211200000 bytes")
 
-    monkeypatch.setattr("bench.cli.measure_latency", oom)
+    monkeypatch.setattr("bench.profile_command.measure_latency", oom)
     code, _, err = run_cli(capsys, "profile", "--methods", "shufflenet-v2", "--batch-sizes",
                            "1,100000", "--out", str(tmp_path))
     one_line_error(code, err, "out of memory at batch 100000")
