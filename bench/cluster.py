@@ -48,6 +48,49 @@ def scheduler_address(given: str | None = None) -> str | None:
     return None
 
 
+def unreachable(address: str, reason: str) -> BenchError:
+    return BenchError(f"cannot reach the Dask scheduler at {address} ({reason}); is it the "
+                      "address the scheduler printed (port 8786 by default; 8787 is its "
+                      "dashboard)? Start it with `dask scheduler` and workers with `dask worker "
+                      f"{address}`, or run on this machine with --jobs N (see {DOCS})")
+
+
+def check_scheduler(address: str) -> None:
+    """Ask ``address`` who it is, within Dask's connect timeout, before a client connects: a
+    client's handshake with a server that accepts the connection but never replies (another
+    service on that port) does not end, and a worker's address would be taken for a scheduler's."""
+    if not address.startswith(("tcp://", "tls://")):
+        return
+    import asyncio
+
+    import dask
+    import distributed
+    from distributed.core import rpc
+
+    seconds = dask.utils.parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"))
+    args = distributed.Security().get_connection_args("client")
+
+    async def identity():
+        async with rpc(address, timeout=seconds, connection_args=args) as server:
+            return await server.identity()
+
+    try:
+        kind = asyncio.run(asyncio.wait_for(identity(), seconds)).get("type")
+    except (TimeoutError, asyncio.TimeoutError):
+        reason = "no answer"
+    except OSError as err:  # refused, unreachable
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    except Exception:  # noqa: BLE001 - an answer that is not Dask's protocol
+        reason = "what answers there is not Dask"
+    else:
+        reason = None
+    if reason is not None:
+        raise unreachable(address, f"{reason} within {seconds:g} s")
+    if kind != "Scheduler":
+        raise BenchError(f"{address} is a Dask {kind or 'server'}, not a scheduler; give the "
+                         f"address the scheduler printed at its start (see {DOCS})")
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, *, jobs: int = 2, gpu: bool = False) -> Iterator:
     """A Dask client: connected to ``scheduler``, or to a ``LocalCluster`` of ``jobs`` one-task
@@ -55,13 +98,12 @@ def dask_client(scheduler: str | None = None, *, jobs: int = 2, gpu: bool = Fals
     stops its workers (also on Ctrl-C or SIGTERM)."""
     distributed = _distributed()
     if scheduler:
+        check_scheduler(scheduler)
         try:
             client = distributed.Client(scheduler, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise BenchError(f"cannot reach the Dask scheduler at {scheduler} ({reason}); start "
-                             f"it with `dask scheduler` and workers with `dask worker {scheduler}`, "
-                             f"or run on this machine with --jobs N (see {DOCS})") from None
+            raise unreachable(scheduler, str(err).splitlines()[0] if str(err)
+                              else type(err).__name__) from None
         with client:
             yield client
         return

@@ -138,6 +138,28 @@ def test_an_unreachable_scheduler_is_one_line(capsys, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_server_that_is_not_a_scheduler_is_one_line_not_a_hang(cluster, capsys, tmp_path):
+    """A client's handshake with a port that accepts but never answers (a dashboard's, say)
+    would wait forever; a worker's address answers, as a worker."""
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (backlog), never answers
+    address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+    worker = next(iter(cluster.scheduler_info["workers"]))
+    try:
+        with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+            for given, said in [(address, f"cannot reach the Dask scheduler at {address} "
+                                          "(no answer within 2 s)"),
+                                (worker, f"{worker} is a Dask Worker, not a scheduler")]:
+                code = main(["run", "--methods", "shufflenet-v2", "--preset", "smoke", "--quiet",
+                             "--scheduler", given, "--out", str(tmp_path)])
+                _, err = capsys.readouterr()
+                assert code == 2 and said in err and len(err.strip().splitlines()) == 1
+    finally:
+        silent.close()
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_worker_that_cannot_read_the_data_is_named_before_any_work(client, tmp_path):
     spec = RunSpec("shufflenet-v2", "folder", 4, 0, root=str(tmp_path / "nowhere"), preset="smoke")
     with pytest.raises(BenchError, match="Dask worker tcp://.* cannot read the data: data root"):
