@@ -40,7 +40,7 @@ from .argtypes import (
 from .classes import CLASS_SETS
 from .cluster import dask_client, scheduler_address
 from .data import dataset_info, dataset_label, list_datasets, list_samples, resolve_root
-from .device import configure_threads, resolve_device, usable_cpus
+from .device import check_device_name, configure_threads, resolve_device, usable_cpus
 from .engine import engine_options
 from .errors import BenchError
 from .estimator import MAX_SEED
@@ -273,7 +273,10 @@ def _method_params(args, methods: list[str]) -> dict[str, dict]:
     """Check the data, device and options shared by ``run`` and ``stream`` before any work, and
     return each method's parameter overrides (``--epochs``, ``--image-size``, ``--param``, ...)."""
     _check_data(args.dataset, args.data_root, args.classes)
-    resolve_device(args.device)
+    if scheduler_address(getattr(args, "scheduler", None)) is None:
+        resolve_device(args.device)
+    else:  # resolved on the workers; check_workers refuses CUDA runs without a GPU worker
+        check_device_name(args.device)
     preset = get_preset(args.preset)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("image_size", args.image_size),
                                    ("pretrained", args.pretrained)) if v is not None}
@@ -439,7 +442,7 @@ def _execute(args, units: list[Unit], failed: _Failures) -> None:
         units = finish_pending(units, _report)  # trained by an interrupted run
     else:
         pending, units = pending_bytes(units)
-    jobs = _job_count(args, units)
+    jobs = _job_count(args, units) if scheduler is None else 1  # the cluster decides
     if not units and (scheduler is None or not pending):
         return
     if scheduler is None and jobs == 1:

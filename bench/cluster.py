@@ -59,13 +59,25 @@ def check_scheduler(address: str) -> None:
     """Ask ``address`` who it is, within Dask's connect timeout, before a client connects: a
     client's handshake with a server that accepts the connection but never replies (another
     service on that port) does not end, and a worker's address would be taken for a scheduler's."""
-    if not address.startswith(("tcp://", "tls://")):
-        return
     import asyncio
 
     import dask
     import distributed
+    from distributed.comm.addressing import parse_address
+    from distributed.comm.registry import backends
     from distributed.core import rpc
+
+    try:
+        scheme, location = parse_address(address)  # no scheme: Dask's default, tcp
+    except ValueError as err:
+        raise unreachable(address, str(err)) from None
+    if scheme not in backends:
+        raise BenchError(f"--scheduler {address}: Dask has no protocol {scheme!r}; its "
+                         f"addresses start with {', '.join(f'{b}://' for b in sorted(backends))} "
+                         "(tcp:// when none is given)")
+    if scheme not in ("tcp", "tls"):
+        return
+    address = f"{scheme}://{location}"
 
     seconds = dask.utils.parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"))
     args = distributed.Security().get_connection_args("client")
@@ -81,7 +93,7 @@ def check_scheduler(address: str) -> None:
     except OSError as err:  # refused, unreachable
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
     except Exception:  # noqa: BLE001 - an answer that is not Dask's protocol
-        reason = "what answers there is not Dask"
+        reason = "no Dask reply"
     else:
         reason = None
     if reason is not None:

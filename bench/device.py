@@ -11,6 +11,20 @@ from .errors import BenchError
 DEVICES = ("auto", "cpu", "cuda")
 
 
+def check_device_name(device: str | None) -> None:
+    """Refuse a device name that is not one (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``),
+    without asking whether this machine has it: the runs of ``--scheduler`` resolve it on
+    their workers, which the caller may not resemble (a laptop sending runs to GPU nodes)."""
+    name = (device or "auto").lower()
+    if name == "auto":
+        return
+    try:
+        torch.device(name)
+    except RuntimeError:
+        raise BenchError(f"unknown device {device!r}; use one of {', '.join(DEVICES)} "
+                         "(or cuda:N)") from None
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """Turn ``auto``/``cpu``/``cuda``/``cuda:N``/``mps`` into a usable :class:`torch.device`."""
     if isinstance(device, torch.device):
@@ -18,11 +32,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     name = (device or "auto").lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise BenchError(f"unknown device {device!r}; use one of {', '.join(DEVICES)} "
-                         "(or cuda:N)") from None
+    check_device_name(name)
+    dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BenchError(f"device {device!r} was asked for, but CUDA is not available here; "
                          "use --device cpu or auto")

@@ -532,6 +532,7 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
     blocks: dict[str, set] = {}  # a sent fit and its score tasks, until all are done: one slot
     owner = {}  # future -> its block
     done = as_completed(loop=client.loop)
+    most_slots = [0]  # the cluster's largest size while training: a worker may die or join
 
     labels: dict[str, str] = {}  # task key -> the run its warnings name
 
@@ -549,6 +550,7 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
         waits until its teacher is done. A slot stays taken until the fit's score tasks are done
         too, so the next fit goes to the worker that is idle then."""
         slots = _slots(client, gpu)
+        most_slots[0] = max(most_slots[0], slots)
         for name, task in list(waiting.items()):
             if len(blocks) >= slots:
                 break
@@ -614,7 +616,9 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
         wall = time.perf_counter() - training
         stream.__exit__(None, None, None)
         if trained or errors:
-            print(busy_summary(stream.data, token, _slots(client, gpu), wall), flush=True)
+            now = _slots(client, gpu)
+            print(busy_summary(stream.data, token, max(most_slots[0], now), wall, now),
+                  flush=True)
         order = {id(unit): i for i, unit in enumerate(units)}
         trained = sorted([*trained, *pending], key=lambda item: order[id(item[0])])
         records = _time_latency(client, trained, latency_threads, token) if time_latency else []
@@ -623,17 +627,22 @@ def run_on_dask(client, plan_: Plan, *, threads: int | None = None,
     return records
 
 
-def busy_summary(stream: list[dict], token: str, slots: int, wall: float) -> str:
+def busy_summary(stream: list[dict], token: str, slots: int, wall: float,
+                 slots_at_end: int | None = None) -> str:
     """How much of the training phase's wall time the cluster's slots spent computing this
     grid's tasks (Dask's task stream), so a user sees what waiting costs: for a teacher, for the
-    last long fit, for the scheduler, for transfers between workers."""
+    last long fit, for the scheduler, for transfers between workers. ``slots``: the most the
+    cluster had while training (a worker that died is not in the count at the end, but its
+    computing is in the stream)."""
     ours = [task for task in stream if str(task["key"]).endswith(token)]
     busy = sum(part["stop"] - part["start"] for task in ours
                for part in task.get("startstops", ()) if part["action"] == "compute")
     share = busy / (slots * wall) if wall > 0 else 0.0
-    return (f"training took {wall:.0f} s on {slots} slot(s), which computed {busy:.0f} s of "
-            f"tasks: busy {share:.0%} of the time (the rest is waiting for a teacher or the last "
-            "fits, scheduling and transfers)")
+    fewer = f", {slots_at_end} at the end" if slots_at_end is not None \
+        and slots_at_end < slots else ""
+    return (f"training took {wall:.0f} s on {slots} slot(s){fewer}, which computed {busy:.0f} s "
+            f"of tasks: busy {share:.0%} of the time (the rest is waiting for a teacher or the "
+            "last fits, scheduling and transfers)")
 
 
 def _slots(client, gpu: bool) -> int:
@@ -656,6 +665,8 @@ def _time_latency(client, trained: list, threads: int | None, token: str) -> lis
     records = []
     for unit, kept in trained:
         # ``kept``: a score task's future (its network is still on the cluster) or pending bytes
+        if isinstance(kept, bytes):  # scattered: in a task's graph Dask warns of its size
+            kept = client.scatter(kept, hash=False)
         record = client.submit(latency_task, kept, threads=threads, pure=False,
                                key=f"latency-{unit.name}-{token}",
                                resources=_resources(unit.spec)).result()

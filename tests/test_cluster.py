@@ -150,7 +150,10 @@ def test_a_server_that_is_not_a_scheduler_is_one_line_not_a_hang(cluster, capsys
         with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
             for given, said in [(address, f"cannot reach the Dask scheduler at {address} "
                                           "(no answer within 2 s)"),
-                                (worker, f"{worker} is a Dask Worker, not a scheduler")]:
+                                (address.removeprefix("tcp://"), f"at {address} (no answer"),
+                                (worker, f"{worker} is a Dask Worker, not a scheduler"),
+                                ("foo://x", "Dask has no protocol 'foo'; its addresses start "
+                                            "with inproc://")]:
                 code = main(["run", "--methods", "shufflenet-v2", "--preset", "smoke", "--quiet",
                              "--scheduler", given, "--out", str(tmp_path)])
                 _, err = capsys.readouterr()
@@ -197,6 +200,19 @@ def test_cuda_runs_need_a_worker_with_a_gpu_resource(client):
     spec = RunSpec("shufflenet-v2", preset="smoke", device="cuda")
     with pytest.raises(BenchError, match="--resources GPU=1"):
         check_workers(client, [Unit(spec)])
+
+
+def test_cuda_runs_can_be_sent_from_a_machine_without_cuda(cluster, capsys, tmp_path):
+    """The workers resolve the device: a client without a GPU is refused only because no
+    worker offers one, and a name that is no device at all is refused here, at once."""
+    for device, said in [("cuda", "--resources GPU=1"), ("cuda:1", "--resources GPU=1"),
+                         ("gpu", "unknown device 'gpu'")]:
+        code = main(["run", "--methods", "shufflenet-v2", "--preset", "smoke", "--quiet",
+                     "--scheduler", cluster.scheduler_address, "--device", device,
+                     "--out", str(tmp_path)])
+        _, err = capsys.readouterr()
+        assert code == 2 and said in err and "CUDA is not available here" not in err, err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_sigterm_stops_the_workers_and_keeps_what_finished(tmp_path):
@@ -260,3 +276,34 @@ def test_the_busy_share_counts_this_grids_computing_only():
               {"key": "score-a-abc123", "startstops": [{"action": "compute", "start": 30, "stop": 45}]}]
     line = busy_summary(stream, "abc123", slots=2, wall=50)
     assert "took 50 s on 2 slot(s), which computed 45 s" in line and "busy 45%" in line
+    # a worker lost while training: the share is of the most slots there were, said as such
+    line = busy_summary(stream, "abc123", slots=2, wall=50, slots_at_end=1)
+    assert "on 2 slot(s), 1 at the end, which computed 45 s" in line and "busy 45%" in line
+
+
+def test_a_run_trained_before_an_interruption_is_timed_on_the_cluster(cluster, capsys, tmp_path):
+    """Resuming against a scheduler: the kept network is scattered to a worker and timed there,
+    never sent inside a task's graph (Dask warns of graphs over 10 MB: an EfficientNet's is)."""
+    import torch
+
+    from bench.protocol import run_deferring_latency
+    from bench.records import run_path
+
+    spec = RunSpec("shufflenet-v2", preset="smoke", device="auto")
+    path = run_path(tmp_path, "synthetic", 4, "shufflenet-v2", 0)
+    unit = Unit(spec, path, tmp_path)
+    record, network = run_deferring_latency(spec)
+    unit.pending.parent.mkdir(parents=True)
+    torch.save({"record": record, "network": network}, unit.pending)
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1MB"}):
+        # ShuffleNet's 5 MB would be a large graph now
+        code = main(["run", "--methods", "shufflenet-v2", "--preset", "smoke", "--quiet",
+                     "--scheduler", cluster.scheduler_address, "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "timed the latency of 1 network(s)" in out
+    assert "large graph" not in err
+    written = json.loads(path.read_text())
+    assert written["accuracy"] == record["accuracy"] and written["latency_ms"] > 0
+    assert written["execution"]["latency_worker"] in cluster.scheduler_info["workers"]
+    assert not unit.pending.exists()
