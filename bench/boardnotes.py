@@ -13,6 +13,7 @@ import pandas as pd
 
 from .errors import BenchError
 from .quality import MAJORITY, Footnotes
+from .records import latency_where
 
 
 def single_seed_note(table: pd.DataFrame) -> str:
@@ -105,17 +106,25 @@ TIMING_PASS_GAP = pd.Timedelta(minutes=30)
 
 
 def timing_line(records: list[dict]) -> str | None:
-    """When the board's latencies were timed: one pass, or several (a new pass after a gap of
-    more than :data:`TIMING_PASS_GAP` between consecutive timings), whose figures may come from
-    different states of a shared machine and should not be compared row against row."""
+    """Where and when the board's latencies were timed: on one device or processor or several
+    (:func:`~bench.records.latency_where`), in one pass or several (a new pass after a gap of
+    more than :data:`TIMING_PASS_GAP` between consecutive timings). Figures from different
+    processors, or from different states of a shared machine, should not be compared row
+    against row."""
     timed = [r for r in records if r.get("latency_ms") is not None]
     if not timed:
         return None
+    where = Counter(latency_where(r) for r in timed)
+    places = "" if len(where) == 1 else (
+        f"Latencies were timed on {len(where)} devices or processors ("
+        + "; ".join(f"{w}: {n} run{'s' if n != 1 else ''}" for w, n in sorted(where.items()))
+        + "), whose milliseconds do not compare; `bench leaderboard --retime` times every row "
+        "on one machine. ")
     at = sorted(pd.Timestamp(r["latency_timed_at"]) for r in timed if r.get("latency_timed_at"))
     if not at:
-        return ("When these latencies were timed is not recorded (records written before "
-                "`latency_timed_at` was kept); `bench leaderboard --retime` times every row again "
-                "in one pass.")
+        return places + ("When these latencies were timed is not recorded (records written "
+                         "before `latency_timed_at` was kept); `bench leaderboard --retime` times "
+                         "every row again in one pass.")
     unknown = len(timed) - len(at)
     passes = []
     for t in at:
@@ -128,10 +137,10 @@ def timing_line(records: list[dict]) -> str | None:
     if unknown:
         listed += f", {unknown} run(s) timed before the time was recorded"
     if len(passes) == 1 and not unknown:
-        return f"Latencies timed in one pass, from {listed}."
-    return (f"Latencies come from separate timing passes: {listed}. A shared machine's speed "
-            "changes between passes, so compare latencies across them with care; `bench "
-            "leaderboard --retime` times every row again in one pass.")
+        return places + f"Latencies timed in one pass, from {listed}."
+    return places + (f"Latencies come from separate timing passes: {listed}. A shared machine's "
+                     "speed changes between passes, so compare latencies across them with care; "
+                     "`bench leaderboard --retime` times every row again in one pass.")
 
 
 def training_data_line(records: list[dict]) -> str | None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
+from functools import lru_cache
+from pathlib import Path
 
 import torch
 
@@ -65,3 +69,13 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return device.type
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str | None:
+    """The processor's model name (CPU kernels, and so the last bits of results, depend on it)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or None

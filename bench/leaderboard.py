@@ -48,7 +48,13 @@ from .quality import (  # noqa: E402
     row_notes,
     selection_key,
 )
-from .records import board_name, load_records, settings_diff, settings_of  # noqa: E402
+from .records import (  # noqa: E402
+    board_name,
+    latency_where,
+    load_records,
+    settings_diff,
+    settings_of,
+)
 from .registry import list_methods, method_info  # noqa: E402
 from .stats import ALPHA, interval_note, pairwise, row_interval  # noqa: E402
 
@@ -87,6 +93,7 @@ def summarise(records: list[dict]) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     dataset, classes = records[0]["dataset"], records[0]["classes"]
     runs = pd.DataFrame(records)
+    runs["latency_where"] = [latency_where(r) for r in records]
     for column in ("val_accuracy", "n_predicted_classes", "latency_stable"):
         if column not in runs:  # records written before these were kept
             runs[column] = np.nan
@@ -112,7 +119,7 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "latency_ms": g["latency_ms"].median(),
             "latency_iqr_ms": g["latency_iqr_ms"].median(),
             "latency_unstable": int((g["latency_stable"] == False).sum()),  # noqa: E712 - None: unknown
-            "latency_device": ", ".join(sorted(set(g["latency_device"].dropna()))),
+            "latency_device": ", ".join(sorted(set(g["latency_where"].dropna()))),
             "calibration": calibration_cell(g),
             "train_s": g["train_s"].mean(),
             "val_accuracy": g["val_accuracy"].mean(),

@@ -65,7 +65,8 @@ def cmd_profile(args) -> int:
         rows.append({"method": method, "params_m": cost.params_m, "mflops": cost.mflops,
                      "latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
                      "throughput": cost.throughput, "throughput_batch": cost.throughput_batch,
-                     "input_size": size, "latency_device": cost.latency_device, "dtype": cost.dtype,
+                     "input_size": size, "latency_device": cost.latency_device,
+                     "latency_processor": cost.latency_processor, "dtype": cost.dtype,
                      "memory_format": cost.memory_format, "threads": cost.threads,
                      "torch": cost.torch_version, "latency_blocks": cost.latency_blocks,
                      "latency_stable": cost.latency_stable,
@@ -83,7 +84,9 @@ def cmd_profile(args) -> int:
     atomic_write(out / "profile.csv", merged.to_csv(index=False, float_format="%.6g"))
     print(f"Cost at {args.classes} classes, batch 1, eval mode; fvcore counts 1 multiply-add as "
           f"1 FLOP; latency median (IQR) in ms; throughput in images/s at batch "
-          f"{args.batch_sizes[1]}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{args.batch_sizes[1]}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+          + (f" on {rows[0]['latency_processor']}" if rows[0]["latency_processor"] else "")
+          + ", "
           f"{rows[0]['dtype']}; " + (f"each figure the median of {args.rounds} rounds (the list "
           "forward, then reversed), latency_round_spread how far they differ" if args.rounds > 1
           else "one round"))

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .device import device_name, resolve_device, usable_cpus
+from .device import cpu_model, device_name, resolve_device, usable_cpus
 
 # Both imports print third-party noise unrelated to the suite: fvcore scripts a loss with the
 # deprecated torch.jit.script, and torch.utils.benchmark looks for a CUDA toolkit.
@@ -97,6 +97,9 @@ class CostProfile:
     latency_ms: float | None = None
     latency_iqr_ms: float | None = None
     latency_device: str | None = None
+    #: the processor model of a CPU timing (a GPU timing names its GPU in ``latency_device``):
+    #: milliseconds from two processor models do not compare
+    latency_processor: str | None = None
     throughput: float | None = None
     throughput_batch: int | None = None
     threads: int | None = None
@@ -381,4 +384,5 @@ def measure_latency(result: CostProfile, model: nn.Module, device="cpu", *, min_
         result.throughput_batch = throughput_batch
     result.threads = torch.get_num_threads()
     result.latency_device = device_name(dev) if dev.type != "cpu" else f"cpu ({result.threads} threads)"
+    result.latency_processor = cpu_model() if dev.type == "cpu" else None
     return result

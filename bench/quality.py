@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from .metrics import classification_metrics
+from .records import latency_where
 
 #: a row whose mean macro F1 is at most this much above the majority-class predictor's is flagged
 COLLAPSE_MARGIN = 0.02
@@ -132,7 +133,7 @@ def _network(record: dict) -> tuple:
     """What decides a network's latency, as far as the record says."""
     cost = record.get("cost") or {}
     return (record.get("params_m"), record.get("mflops"), cost.get("input_size"),
-            cost.get("dtype"), cost.get("memory_format"), record.get("latency_device"))
+            cost.get("dtype"), cost.get("memory_format"), latency_where(record))
 
 
 def _latency_notes(mine: list[dict], records: list[dict]) -> list[str]:

@@ -9,7 +9,6 @@ never leaves a half-written record or table behind.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from .data import dataset_label
+from .device import cpu_model
 from .engine import get_engine_options
 from .files import atomic_write
 from .metrics import classification_metrics, encode_predictions
@@ -123,16 +123,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty else "")
-
-
-@lru_cache(maxsize=1)
-def cpu_model() -> str | None:
-    """The processor's model name (CPU kernels, and so the last bits of results, depend on it)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or None
 
 
 def environment() -> dict:
@@ -238,12 +228,27 @@ def latency_fields(cost: CostProfile) -> dict:
     machine's speed changes from day to day, so only figures timed together compare well."""
     timed = cost.latency_ms is not None
     return {"latency_ms": cost.latency_ms, "latency_iqr_ms": cost.latency_iqr_ms,
-            "latency_device": cost.latency_device, "throughput": cost.throughput,
+            "latency_device": cost.latency_device, "latency_processor": cost.latency_processor,
+            "throughput": cost.throughput,
             "latency_blocks": cost.latency_blocks, "latency_stable": cost.latency_stable,
             "latency_cpu_share": cost.latency_cpu_share,
             "latency_others_busy": cost.latency_others_busy,
             "latency_timed_at": datetime.now(timezone.utc).isoformat(timespec="minutes")
             if timed else None}
+
+
+def latency_where(record: dict) -> str | None:
+    """Where a record's latency was timed: its device, and for a CPU timing the processor model
+    (``cpu (2 threads, AMD EPYC)``), since milliseconds from two processors do not compare.
+    A record from before ``latency_processor`` was kept names the processor it was trained on,
+    which is where ``bench run`` timed it."""
+    device = record.get("latency_device")
+    if not device or not device.startswith("cpu"):
+        return device
+    processor = record.get("latency_processor") or (record.get("environment") or {}).get("cpu")
+    if not processor:
+        return device
+    return f"{device[:-1]}, {processor})" if device.endswith(")") else f"{device} ({processor})"
 
 
 def settings_of(record: dict) -> dict:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main, parse_seeds
+from bench.device import cpu_model
 from bench.errors import BenchError
 
 
@@ -111,12 +112,14 @@ def test_profile_reports_the_papers_cost(capsys, tmp_path):
     table = pd.read_csv(tmp_path / "profile.csv")
     assert list(table.columns) == ["method", "params_m", "mflops", "latency_ms", "latency_iqr_ms",
                                    "throughput", "throughput_batch", "input_size", "latency_device",
-                                   "dtype", "memory_format", "threads", "torch", "latency_blocks",
+                                   "latency_processor", "dtype", "memory_format", "threads", "torch",
+                                   "latency_blocks",
                                    "latency_stable", "latency_cpu_share", "throughput_stable",
                                    "latency_others_busy", "latency_rounds",
                                    "latency_round_spread",
                                    "throughput_round_spread", "latency_timed_with"]
     assert table.loc[0, "throughput_batch"] == 2 and table.loc[0, "dtype"] == "float32"
+    assert table.loc[0, "latency_processor"] == cpu_model() and f"on {cpu_model()}" in out
     assert table.loc[0, "latency_rounds"] == 2 and table.loc[0, "latency_round_spread"] >= 0
 
 

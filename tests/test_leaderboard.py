@@ -133,6 +133,20 @@ def test_the_board_says_when_its_latencies_come_from_separate_timing_passes(tmp_
     write_record(tmp_path, record(seed=2))  # an older record: no time kept
     _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
     assert "1 run(s) timed before the time was recorded" in markdown
+
+
+def test_the_board_names_the_processor_and_lists_several(tmp_path):
+    epyc = {"environment": {"cpu": "AMD EPYC"}}  # trained and timed there (an older record)
+    for seed in (0, 1):
+        write_record(tmp_path, {**record(seed=seed), **epyc})
+    table, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert "median (IQR) on cpu (2 threads, AMD EPYC)" in markdown
+    assert table.loc[0, "latency_device"] == "cpu (2 threads, AMD EPYC)"
+    assert "devices or processors" not in markdown
+    write_record(tmp_path, {**record(seed=1), **epyc, "latency_processor": "Intel Xeon"})  # retimed
+    _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert ("timed on 2 devices or processors (cpu (2 threads, AMD EPYC): 1 run; "
+            "cpu (2 threads, Intel Xeon): 1 run), whose milliseconds do not compare") in markdown
     for seed in range(3):
         write_record(tmp_path, record(seed=seed))
     _, markdown = write_leaderboard(tmp_path, "synthetic", 4)

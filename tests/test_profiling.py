@@ -7,6 +7,7 @@ import torch
 import torchvision
 
 from bench import profile
+from bench.device import cpu_model
 from bench.profiling import (
     MAX_REL_IQR,
     MIN_BLOCKS,
@@ -33,6 +34,7 @@ def test_profile_measures_latency_and_keeps_uncounted_ops():
     cost = profile(net, 64, "cpu", min_time=0.05, throughput_batch=4)
     assert cost.latency_ms > 0 and cost.latency_iqr_ms >= 0 and cost.throughput > 0
     assert cost.latency_device.startswith("cpu (") and cost.threads == torch.get_num_threads()
+    assert cost.latency_processor == cpu_model()  # milliseconds belong to a processor model
     assert "aten::max_pool2d" in cost.unsupported_ops
     assert cost.input_size == 64 and cost.torch_version == torch.__version__
 
