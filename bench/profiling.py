@@ -347,6 +347,11 @@ def profile(model: nn.Module, input_size: int = 224, device="cpu", *, latency: b
                            throughput_batch=throughput_batch, channels_last=channels_last, amp=amp)
 
 
+def cpu_device(threads: int) -> str:
+    """The ``latency_device`` of a CPU timing: ``cpu (2 threads)``, ``cpu (1 thread)``."""
+    return f"cpu ({threads} thread{'' if threads == 1 else 's'})"
+
+
 def measure_latency(result: CostProfile, model: nn.Module, device="cpu", *, min_time: float = 1.0,
                     throughput_batch: int = 32, channels_last: bool = False,
                     amp: bool = False) -> CostProfile:
@@ -383,6 +388,6 @@ def measure_latency(result: CostProfile, model: nn.Module, device="cpu", *, min_
         result.throughput_stable = batch.stable
         result.throughput_batch = throughput_batch
     result.threads = torch.get_num_threads()
-    result.latency_device = device_name(dev) if dev.type != "cpu" else f"cpu ({result.threads} threads)"
+    result.latency_device = device_name(dev) if dev.type != "cpu" else cpu_device(result.threads)
     result.latency_processor = cpu_model() if dev.type == "cpu" else None
     return result

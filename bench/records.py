@@ -245,6 +245,7 @@ def latency_where(record: dict) -> str | None:
     device = record.get("latency_device")
     if not device or not device.startswith("cpu"):
         return device
+    device = device.replace("(1 threads)", "(1 thread)")  # as records before 2026-12 spelled it
     processor = record.get("latency_processor") or (record.get("environment") or {}).get("cpu")
     if not processor:
         return device

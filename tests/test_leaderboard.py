@@ -12,7 +12,7 @@ from bench.leaderboard import (
     write_all,
     write_leaderboard,
 )
-from bench.records import load_records, write_record
+from bench.records import latency_where, load_records, write_record
 
 
 def record(method="shufflenet-v2", dataset="synthetic", classes=4, seed=0, accuracy=0.5, f1=0.4,
@@ -147,6 +147,8 @@ def test_the_board_names_the_processor_and_lists_several(tmp_path):
     _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
     assert ("timed on 2 devices or processors (cpu (2 threads, AMD EPYC): 1 run; "
             "cpu (2 threads, Intel Xeon): 1 run), whose milliseconds do not compare") in markdown
+    one = {**record(), "latency_device": "cpu (1 threads)", "environment": {"cpu": "AMD EPYC"}}
+    assert latency_where(one) == "cpu (1 thread, AMD EPYC)"  # older records' spelling
     for seed in range(3):
         write_record(tmp_path, record(seed=seed))
     _, markdown = write_leaderboard(tmp_path, "synthetic", 4)
