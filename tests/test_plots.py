@@ -60,7 +60,7 @@ def test_plot_without_records_is_one_line(tmp_path, capsys):
     assert "no run records" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("board", ["synthetic-4", "ckplus-7", "ck-eyes-7"])
+@pytest.mark.parametrize("board", ["synthetic-4", "ckplus-7", "ck-eyes-7", "ck-eyes-4"])
 def test_committed_boards_have_their_pictures(board):
     from .conftest import REPO
 
