@@ -43,6 +43,7 @@ from .quality import (  # noqa: E402
     MAJORITY,
     Footnotes,
     best_hard_label_peer,
+    calibrated_none,
     is_collapsed,
     majority_reference,
     row_notes,
@@ -75,13 +76,18 @@ def paper_reference(method: str, dataset: str, classes: int):
 def calibration_cell(g: pd.DataFrame) -> str:
     """"yes" for a method that declares calibration and was given calibration images; "none
     given" when it declares it but the data had none (no subject ids, or one image per class and
-    subject), so the row is not mistaken for a personalised one."""
+    subject), so the row is not mistaken for a personalised one; "none used" when it was given
+    some but its report says it calibrated no test subject in any seed (EMO's K-means needs at
+    least as many frames of a subject as classes), so the row is its global model."""
     if not g["calibration"].any():
         return "no"
     if "calibration_images" not in g:
         return "yes"  # records from before the count was kept
     given = sum(sum(c.values()) for c in g["calibration_images"] if isinstance(c, dict))
-    return "yes" if given else "none given"
+    if not given:
+        return "none given"
+    return "none used" if calibrated_none(g.get("method_report", pd.Series(dtype=object))) \
+        else "yes"
 
 
 def summarise(records: list[dict]) -> pd.DataFrame:

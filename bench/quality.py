@@ -163,7 +163,25 @@ def _latency_notes(mine: list[dict], records: list[dict]) -> list[str]:
 def row_notes(mine: list[dict], records: list[dict], reference: dict | None) -> list[str]:
     """The findings for one method's records ``mine`` on a board of ``records``."""
     return (_collapse_notes(mine, reference) + _teacher_notes(mine, records)
-            + _design_notes(mine) + _latency_notes(mine, records))
+            + _design_notes(mine) + _calibration_notes(mine) + _latency_notes(mine, records))
+
+
+def calibrated_none(reports) -> bool:
+    """Whether every one of a method's ``report_``s says it calibrated no test subject (only
+    methods that report ``calibrated_subjects`` can say so)."""
+    counts = [r.get("calibrated_subjects") if isinstance(r, dict) else None for r in reports]
+    return bool(counts) and all(c == 0 for c in counts)
+
+
+def _calibration_notes(mine: list[dict]) -> list[str]:
+    given = [r.get("calibration_images") for r in mine]
+    if not all(isinstance(c, dict) and c for c in given) or \
+            not calibrated_none([r.get("method_report") for r in mine]):
+        return []
+    per_subject = np.mean([np.mean(list(c.values())) for c in given])
+    return [f"personalisation unused: given {per_subject:.1f} calibration image(s) per test subject "
+            "on average, it calibrated none in any seed, so the row is its global model (see the "
+            "personalisation table)"]
 
 
 def is_collapsed(notes: list[str]) -> bool:

@@ -120,6 +120,20 @@ def test_the_calibration_column_says_whether_calibration_images_were_given(decla
     assert calibration_cell(g.drop(columns="calibration_images")) == ("no" if cell == "no" else "yes")
 
 
+@pytest.mark.parametrize("calibrated, cell", [([0, 0], "none used"), ([0, 3], "yes"),
+                                              ([None, None], "yes")])
+def test_a_method_given_calibration_images_that_calibrated_nobody_is_not_called_personalised(
+        tmp_path, calibrated, cell):
+    for seed, n in enumerate(calibrated):
+        report = {} if n is None else {"calibrated_subjects": n}  # None: a method that says nothing
+        write_record(tmp_path, {**record(method="emo", seed=seed), "calibration": True,
+                                "calibration_images": {"s1": 1, "s2": 2}, "method_report": report})
+    table, markdown = write_leaderboard(tmp_path, "synthetic", 4)
+    assert table.loc[0, "calibration"] == cell
+    assert ("personalisation unused: given 1.5 calibration image(s) per test subject"
+            in markdown) == (cell == "none used")
+
+
 def test_the_board_says_when_its_latencies_come_from_separate_timing_passes(tmp_path):
     times = ["2026-12-01T09:00+00:00", "2026-12-01T09:20+00:00", "2026-12-03T14:05+00:00"]
     for seed, at in enumerate(times):
