@@ -457,8 +457,9 @@ def _execute(args, units: list[Unit], failed: _Failures) -> None:
         workers = len(client.scheduler_info(n_workers=-1)["workers"])
         where = (f"a Dask LocalCluster of {jobs} workers of {max(1, total // jobs)} thread(s) "
                  "each" if local else f"the Dask scheduler {scheduler} ({workers} workers)")
-        print(f"training {len(units)} run(s) on {where}; latency is timed afterwards, one "
-              "network at a time", flush=True)
+        if local or workers:  # with none, run_on_dask's check says so in one line instead
+            print(f"training {len(units)} run(s) on {where}; latency is timed afterwards, one "
+                  "network at a time", flush=True)
         run_on_dask(client, grid, threads=max(1, total // jobs) if local else args.threads,
                     latency_threads=args.threads, checkpoint_every=args.checkpoint_every,
                     report=_report, failed=failed, pending=[] if local else pending,

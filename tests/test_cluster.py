@@ -128,6 +128,15 @@ def test_the_scheduler_address_can_come_from_the_environment(cluster, capsys, tm
     assert code == 0 and "the Dask scheduler" in capsys.readouterr().out
 
 
+def test_a_scheduler_without_workers_is_one_line_and_announces_no_training(capsys, tmp_path):
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+        code = main(["run", "--methods", "shufflenet-v2", "--preset", "smoke", "--quiet",
+                     "--scheduler", empty.scheduler_address, "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 2 and "has no workers; start some with `dask worker" in err
+    assert "run(s) on the Dask scheduler" not in out and "Traceback" not in err
+
+
 def test_an_unreachable_scheduler_is_one_line(capsys, tmp_path):
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
         code = main(["run", "--methods", "shufflenet-v2", "--preset", "smoke", "--quiet",
